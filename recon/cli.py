@@ -1,0 +1,89 @@
+"""The ``recon`` command: a thin typer layer over the importable API.
+
+Every command exits 0 on success, 1 when the data fails a check or the gate, and 2 on a
+usage or configuration error (``recon.errors.ExitCode``).  Errors a user can act on are
+printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from recon import __version__
+from recon.errors import ExitCode, ReconError
+
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="recon",
+    help=(
+        "Reconcile what Stripe bills with what HubSpot shows, and fix HubSpot where it is wrong.\n\n"
+        "Examples:\n\n"
+        "  recon sandbox generate worlds/demo --customers 1000 --seed 7\n\n"
+        "  recon sandbox serve worlds/demo --port 12111\n\n"
+        "Configuration (flags override these): STRIPE_API_KEY, STRIPE_API_BASE, "
+        "HUBSPOT_ACCESS_TOKEN, HUBSPOT_API_BASE, RECON_WAREHOUSE."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"recon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """recon: Stripe ⇄ HubSpot reconciliation."""
+
+
+def _register() -> None:
+    # Each command group lives beside the code it drives; registering here keeps one app.
+    from recon.sandbox.cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn recon's own errors into one clear line and a named exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ReconError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        err_console.print("[bold red]aborted[/]")
+        return int(ExitCode.CHECK_FAILED)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return int(ExitCode.USAGE)
+        if isinstance(exc, click.exceptions.Exit):
+            return int(exc.exit_code)
+        raise
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

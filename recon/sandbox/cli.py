@@ -1,0 +1,48 @@
+"""``recon sandbox``: serve a world over the real APIs' paths, or generate one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="A local stand-in for the Stripe and HubSpot APIs, and the world generator.",
+    no_args_is_help=True,
+)
+
+
+@app.command("serve")
+def serve(
+    world_dir: Path = typer.Argument(..., help="World directory (see spec/world-format.md)."),
+    port: int = typer.Option(12111, "--port", help="Port on 127.0.0.1; 0 picks a free one."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Latency added to every request."),
+) -> None:
+    """Serve WORLD_DIR as the Stripe v1 and HubSpot CRM APIs until interrupted.
+
+    Example: recon sandbox serve worlds/demo --port 12111 --latency-ms 200
+    """
+    from recon.sandbox.server import serve_forever
+
+    serve_forever(world_dir, host=host, port=port, latency_ms=latency_ms)
+
+
+@app.command("generate")
+def generate(
+    world_dir: Path = typer.Argument(..., help="Directory to write the world into."),
+    customers: int = typer.Option(200, "--customers", min=1, help="Number of Stripe customers."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: same arguments, same bytes."),
+    events_retention_days: int = typer.Option(
+        30, "--events-retention-days", min=0, help="Events API retention; 0 keeps every event."
+    ),
+) -> None:
+    """Generate a deterministic world with its answers (answers/mrr.csv, answers/findings.csv).
+
+    Example: recon sandbox generate worlds/demo --customers 1000 --seed 7
+    """
+    from recon.sandbox.generator import generate_world
+
+    generate_world(
+        world_dir, customers=customers, seed=seed, events_retention_days=events_retention_days
+    )
