@@ -59,29 +59,23 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; turn recon's own errors into one clear line and a named exit code."""
+    """Run the CLI; turn recon's own errors into one clear line and a named exit code.
+
+    Usage errors (unknown command, bad option) are reported by click and exit 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return int(ExitCode.OK)
+        return code if isinstance(code, int) else int(ExitCode.USAGE)
     except ReconError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return int(exc.exit_code)
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except typer.Abort:
-        err_console.print("[bold red]aborted[/]")
-        return int(ExitCode.CHECK_FAILED)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return int(ExitCode.USAGE)
-        if isinstance(exc, click.exceptions.Exit):
-            return int(exc.exit_code)
-        raise
     return int(ExitCode.OK)
 
 

@@ -19,7 +19,9 @@ SandboxOption = typer.Option(
     dir_okay=True,
 )
 WarehouseOption = typer.Option(
-    None, "--warehouse", help="DuckDB file of the warehouse [env RECON_WAREHOUSE, default ./recon.duckdb]."
+    None,
+    "--warehouse",
+    help="DuckDB file of the warehouse [env RECON_WAREHOUSE, default ./recon.duckdb].",
 )
 StripeBaseOption = typer.Option(
     None, "--stripe-api-base", help="Stripe API base URL [env STRIPE_API_BASE]."

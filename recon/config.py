@@ -79,9 +79,9 @@ class Settings:
 
         return cls(
             stripe_api_key=SecretStr(pick(stripe_api_key, "STRIPE_API_KEY", "")),
-            stripe_api_base=pick(stripe_api_base, "STRIPE_API_BASE", STRIPE_API_BASE_DEFAULT).rstrip(
-                "/"
-            ),
+            stripe_api_base=pick(
+                stripe_api_base, "STRIPE_API_BASE", STRIPE_API_BASE_DEFAULT
+            ).rstrip("/"),
             hubspot_access_token=SecretStr(pick(hubspot_access_token, "HUBSPOT_ACCESS_TOKEN", "")),
             hubspot_api_base=pick(
                 hubspot_api_base, "HUBSPOT_API_BASE", HUBSPOT_API_BASE_DEFAULT
@@ -89,7 +89,9 @@ class Settings:
             warehouse=Path(pick(warehouse, "RECON_WAREHOUSE", WAREHOUSE_DEFAULT)),
         )
 
-    def with_sandbox(self, base_url: str, stripe_api_key: str, hubspot_access_token: str) -> Settings:
+    def with_sandbox(
+        self, base_url: str, stripe_api_key: str, hubspot_access_token: str
+    ) -> Settings:
         """Point both APIs at a sandbox on loopback, with the world's own test credentials."""
         return replace(
             self,
