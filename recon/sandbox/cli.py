@@ -18,14 +18,34 @@ def serve(
     port: int = typer.Option(12111, "--port", help="Port on 127.0.0.1; 0 picks a free one."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Latency added to every request."),
+    faults: str = typer.Option(
+        "",
+        "--faults",
+        help="Faults as JSON (recon.sandbox.faults.FaultConfig), e.g. "
+        '\'{"seed": 1, "error_share": 0.05, "drop_share": 0.01}\'.',
+    ),
 ) -> None:
     """Serve WORLD_DIR as the Stripe v1 and HubSpot CRM APIs until interrupted.
 
     Example: recon sandbox serve worlds/demo --port 12111 --latency-ms 200
     """
-    from recon.sandbox.server import serve_forever
+    import orjson
 
-    serve_forever(world_dir, host=host, port=port, latency_ms=latency_ms)
+    from recon.errors import UsageError
+    from recon.sandbox.faults import FaultConfig
+    from recon.sandbox.server import serve_forever
+    from recon.sandbox.world import WorldError
+
+    try:
+        fault_config = FaultConfig.from_dict(orjson.loads(faults)) if faults else None
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise UsageError(f"--faults: {exc}") from None
+    try:
+        serve_forever(world_dir, host=host, port=port, latency_ms=latency_ms, faults=fault_config)
+    except WorldError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from None
 
 
 @app.command("generate")
