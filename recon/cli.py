@@ -54,6 +54,18 @@ def _register() -> None:
 
     app.add_typer(sandbox_app, name="sandbox")
 
+    from recon.webhooks.cli import app as webhooks_app
+
+    app.add_typer(webhooks_app, name="webhooks")
+
+    from recon.ingest_cli import register as register_ingest
+
+    register_ingest(app)
+
+    from recon.sync_cli import register as register_gate_and_sync
+
+    register_gate_and_sync(app)
+
 
 _register()
 
@@ -71,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.OK)
         return code if isinstance(code, int) else int(ExitCode.USAGE)
     except ReconError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -21,13 +21,13 @@ SandboxOption = typer.Option(
 WarehouseOption = typer.Option(
     None,
     "--warehouse",
-    help="DuckDB file of the warehouse [env RECON_WAREHOUSE, default ./recon.duckdb].",
+    help="DuckDB file of the warehouse (env RECON_WAREHOUSE; default ./recon.duckdb).",
 )
 StripeBaseOption = typer.Option(
-    None, "--stripe-api-base", help="Stripe API base URL [env STRIPE_API_BASE]."
+    None, "--stripe-api-base", help="Stripe API base URL (env STRIPE_API_BASE)."
 )
 HubspotBaseOption = typer.Option(
-    None, "--hubspot-api-base", help="HubSpot API base URL [env HUBSPOT_API_BASE]."
+    None, "--hubspot-api-base", help="HubSpot API base URL (env HUBSPOT_API_BASE)."
 )
 
 

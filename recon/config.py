@@ -57,6 +57,11 @@ class Settings:
     hubspot_access_token: SecretStr = field(default_factory=lambda: SecretStr(""))
     hubspot_api_base: str = HUBSPOT_API_BASE_DEFAULT
     warehouse: Path = Path(WAREHOUSE_DEFAULT)
+    # Webhook signing secrets; the Stripe one may list several, comma-separated (rotation).
+    stripe_webhook_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    hubspot_app_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Where the webhook receiver spools what it acknowledged; None: beside the warehouse.
+    webhook_spool: Path | None = None
 
     @classmethod
     def load(
@@ -67,6 +72,9 @@ class Settings:
         hubspot_access_token: str | None = None,
         hubspot_api_base: str | None = None,
         warehouse: str | Path | None = None,
+        stripe_webhook_secret: str | None = None,
+        hubspot_app_secret: str | None = None,
+        webhook_spool: str | Path | None = None,
         environ: dict[str, str] | None = None,
     ) -> Settings:
         """Flags (the keyword arguments) override the environment, which overrides defaults."""
@@ -77,6 +85,7 @@ class Settings:
                 return str(flag)
             return env.get(name) or default
 
+        spool = pick(webhook_spool, "RECON_WEBHOOK_SPOOL", "")
         return cls(
             stripe_api_key=SecretStr(pick(stripe_api_key, "STRIPE_API_KEY", "")),
             stripe_api_base=pick(
@@ -87,7 +96,18 @@ class Settings:
                 hubspot_api_base, "HUBSPOT_API_BASE", HUBSPOT_API_BASE_DEFAULT
             ).rstrip("/"),
             warehouse=Path(pick(warehouse, "RECON_WAREHOUSE", WAREHOUSE_DEFAULT)),
+            stripe_webhook_secret=SecretStr(
+                pick(stripe_webhook_secret, "STRIPE_WEBHOOK_SECRET", "")
+            ),
+            hubspot_app_secret=SecretStr(pick(hubspot_app_secret, "HUBSPOT_APP_SECRET", "")),
+            webhook_spool=Path(spool) if spool else None,
         )
+
+    def webhook_spool_dir(self) -> Path:
+        """The webhook spool: ``RECON_WEBHOOK_SPOOL``, else ``.recon_spool/`` beside the warehouse."""
+        if self.webhook_spool is not None:
+            return self.webhook_spool
+        return self.warehouse.parent / ".recon_spool"
 
     def with_sandbox(
         self, base_url: str, stripe_api_key: str, hubspot_access_token: str
@@ -106,6 +126,22 @@ class Settings:
             raise ConfigError(
                 "No Stripe API key: set STRIPE_API_KEY (a restricted key with read access) "
                 "or pass --sandbox WORLD_DIR."
+            )
+
+    def require_webhook_secrets(self) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret),
+                ("HUBSPOT_APP_SECRET", self.hubspot_app_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"No webhook signing secret: set {' and '.join(missing)} (Stripe's whsec_... "
+                "endpoint secret, comma-separated during a rotation; the HubSpot app's client "
+                "secret)."
             )
 
     def require_hubspot(self) -> None:
