@@ -1,0 +1,246 @@
+"""Writes planned changes with ``batch/update`` and reads them back.
+
+Batches hold at most 100 companies (each with all of its changed properties).  Per batch:
+
+* the changes are journalled ``sent`` before the request leaves;
+* 200/207: each id in ``results`` succeeded; each id named by an error failed, with
+  HubSpot's category and message; an input in neither was not applied and is sent again
+  (a bounded number of times); errors that name no id (a validation error in a 207) are
+  isolated by splitting what is left;
+* 400 (or another 4xx) for the whole batch: split in halves until the bad inputs stand
+  alone; a lone company that still fails is split by property, so that only the bad
+  (company, property) changes fail;
+* the outcomes are journalled as soon as the batch and its splits are done.
+
+A batch HubSpot never answered (retries ran out) stays ``sent``: the read-back, or the next
+run, finds out whether it landed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from recon.sync.audit import FAILED, MISMATCH, SENT, SUCCEEDED, VERIFIED, Change, SyncJournal
+from recon.sync.hubspot_client import (
+    BATCH_LIMIT,
+    HubSpotClient,
+    HubSpotResponse,
+    HubSpotUnavailable,
+)
+from recon.sync.values import SYNC_PROPERTIES, same_value
+
+log = logging.getLogger(__name__)
+
+UNACKED_ATTEMPTS = 3
+
+
+@dataclass
+class _Input:
+    """One company's input of a batch: its changes (one per property)."""
+
+    object_id: str
+    changes: list[Change]
+
+    def body(self) -> dict[str, object]:
+        return {"id": self.object_id, "properties": {c.property: c.new_value for c in self.changes}}
+
+
+@dataclass
+class WriteOutcome:
+    batches: int = 0
+    requests: int = 0
+    unavailable: str | None = None  # HubSpot kept failing: the rest was not sent
+
+
+def _error_text(category: str, message: str) -> str:
+    text = f"{category or 'ERROR'}: {message}".strip()
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+def _error_ids(error: dict[str, object]) -> list[str]:
+    context = error.get("context")
+    if not isinstance(context, dict):
+        return []
+    ids: list[str] = []
+    for key in ("ids", "id"):
+        value = context.get(key)
+        if isinstance(value, list):
+            ids.extend(str(v) for v in value)
+        elif value is not None:
+            ids.append(str(value))
+    return ids
+
+
+@dataclass
+class Writer:
+    client: HubSpotClient
+    journal: SyncJournal
+    object_type: str = "companies"
+    batch_size: int = BATCH_LIMIT
+    on_batch: Callable[[int, int], None] | None = None  # (batch number, batches)
+    outcome: WriteOutcome = field(default_factory=WriteOutcome)
+    # changes whose first request ``mark_sent`` already counted in ``attempts``
+    _counted: set[int] = field(default_factory=set)
+
+    def write(self, changes: Sequence[Change]) -> WriteOutcome:
+        outside = sorted({c.property for c in changes} - set(SYNC_PROPERTIES))
+        if outside:
+            raise ValueError(f"recon never writes the properties {', '.join(outside)}")
+        by_object: dict[str, list[Change]] = {}
+        for c in changes:
+            by_object.setdefault(c.object_id, []).append(c)
+        inputs = [_Input(oid, cs) for oid, cs in by_object.items()]
+        batches = [inputs[i : i + self.batch_size] for i in range(0, len(inputs), self.batch_size)]
+        for n, batch in enumerate(batches, start=1):
+            batch_changes = [c for inp in batch for c in inp.changes]
+            self.journal.mark_sent(batch_changes)
+            self._counted = {id(c) for c in batch_changes}
+            try:
+                self._send(batch, attempt=1)
+            except HubSpotUnavailable as exc:
+                self.outcome.unavailable = str(exc)
+                for c in batch_changes:
+                    if c.status == SENT:
+                        c.error = f"no answer from HubSpot: {exc}"
+                self.journal.record_outcomes(batch_changes)
+                self.journal.record_errors(c for c in batch_changes if c.status == SENT)
+                rest = [c for later in batches[n:] for inp in later for c in inp.changes]
+                for c in rest:
+                    c.status = FAILED
+                    c.error = f"not sent: HubSpot was unavailable ({exc})"
+                self.journal.record_outcomes(rest)
+                return self.outcome
+            self.journal.record_outcomes(batch_changes)
+            self.outcome.batches += 1
+            if self.on_batch:
+                self.on_batch(n, len(batches))
+        return self.outcome
+
+    # ---------------------------------------------------------------- one request
+
+    def _post(self, batch: Sequence[_Input]) -> HubSpotResponse:
+        self.outcome.requests += 1
+        for inp in batch:
+            for c in inp.changes:
+                if id(c) in self._counted:
+                    self._counted.discard(id(c))
+                else:
+                    c.attempts += 1
+        return self.client.batch_update(self.object_type, [inp.body() for inp in batch])
+
+    def _send(self, batch: list[_Input], attempt: int) -> None:
+        response = self._post(batch)
+        if 400 <= response.status < 500:
+            self._isolate(batch, _error_text(response.category, response.message), attempt)
+            return
+        if not 200 <= response.status < 300:
+            # 1xx/3xx: HubSpot never answers batch writes so; nothing is known to be applied
+            self._fail(batch, _error_text("UNEXPECTED_STATUS", f"HTTP {response.status}"))
+            return
+        results = {
+            str(r.get("id")) for r in response.body.get("results") or [] if isinstance(r, dict)
+        }
+        attributed: dict[str, str] = {}
+        unattributed: list[str] = []
+        for err in response.body.get("errors") or []:
+            if not isinstance(err, dict):
+                continue
+            text = _error_text(str(err.get("category") or ""), str(err.get("message") or ""))
+            ids = _error_ids(err)
+            if ids:
+                for i in ids:
+                    attributed.setdefault(i, text)
+            else:
+                unattributed.append(text)
+        rest: list[_Input] = []
+        for inp in batch:
+            if inp.object_id in results:
+                for c in inp.changes:
+                    c.status, c.error = SUCCEEDED, None
+            elif inp.object_id in attributed:
+                for c in inp.changes:
+                    c.status, c.error = FAILED, attributed[inp.object_id]
+            else:
+                rest.append(inp)
+        if not rest:
+            return
+        if unattributed:
+            # a 207 whose errors name no input: isolate them as for a 400
+            self._isolate(rest, "; ".join(unattributed), attempt)
+        elif attempt < UNACKED_ATTEMPTS:
+            log.info("%d inputs neither applied nor failed; sending them again", len(rest))
+            self._send(rest, attempt + 1)
+        else:
+            self._fail(
+                rest,
+                _error_text(
+                    "NOT_ACKNOWLEDGED",
+                    f"HubSpot named these inputs neither in results nor in errors "
+                    f"{UNACKED_ATTEMPTS} times",
+                ),
+            )
+
+    def _isolate(self, batch: list[_Input], text: str, attempt: int) -> None:
+        """The whole batch was refused: split it until the bad inputs stand alone."""
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            self._send(batch[:middle], attempt)
+            self._send(batch[middle:], attempt)
+            return
+        (inp,) = batch
+        if len(inp.changes) > 1:
+            for c in inp.changes:
+                self._send([_Input(inp.object_id, [c])], attempt)
+            return
+        self._fail(batch, text)
+
+    @staticmethod
+    def _fail(batch: Sequence[_Input], text: str) -> None:
+        for inp in batch:
+            for c in inp.changes:
+                c.status, c.error = FAILED, text
+
+
+def read_back(
+    client: HubSpotClient,
+    changes: Sequence[Change],
+    prop_types: dict[str, str],
+    object_type: str = "companies",
+) -> list[tuple[Change, str | None]]:
+    """The outcome proof: read the written objects and judge each change.
+
+    ``succeeded`` becomes ``verified`` or ``mismatch``; ``sent`` (no answer was seen, or the
+    run that sent it died) becomes ``verified`` when HubSpot holds the value, else ``failed``.
+    """
+    todo = [c for c in changes if c.status in (SUCCEEDED, SENT)]
+    if not todo:
+        return []
+    props = sorted({c.property for c in todo})
+    current = client.batch_read(object_type, [c.object_id for c in todo], props)
+    verdicts: list[tuple[Change, str | None]] = []
+    for c in todo:
+        found = current.found.get(c.object_id)
+        seen = None if found is None else found.get(c.property)
+        seen_text = None if seen is None else str(seen)
+        holds = found is not None and same_value(
+            prop_types.get(c.property, "string"), seen, c.new_value
+        )
+        if holds:
+            c.status, c.error = VERIFIED, None
+        elif c.status == SUCCEEDED:
+            c.status = MISMATCH
+            c.error = (
+                "HubSpot no longer has this object"
+                if found is None
+                else f"read back {seen_text!r}, expected {c.new_value!r}"
+            )
+        else:
+            c.status = FAILED
+            c.error = (c.error + "; " if c.error else "") + (
+                "not applied: HubSpot does not hold the value"
+                + ("" if found is None else f" (read back {seen_text!r})")
+            )
+        verdicts.append((c, seen_text))
+    return verdicts
