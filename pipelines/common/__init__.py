@@ -1,0 +1,1 @@
+"""Code shared by the Stripe and HubSpot dlt sources: strict typed columns, Arrow, quarantine."""

@@ -1,0 +1,60 @@
+"""Stripe endpoints, expansions and defaults for the ``stripe`` dlt source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recon.config import STRIPE_API_VERSION
+
+API_VERSION = STRIPE_API_VERSION
+PAGE_SIZE = 100  # Stripe's maximum list page
+EVENTS_OVERLAP_S = 3600  # late events: re-list this far back behind the cursor
+OBJECTS_OVERLAP_S = 0  # objects' created cursors are exact (ties kept in state)
+RECONCILE_EVERY_DAYS = 7  # a full re-list of every object this often (by the source clock)
+RETRIEVE_THRESHOLD = 300  # more changed ids than this: re-list the resource instead
+RETRIEVE_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class StripeObject:
+    """One object list: the table it lands in and how to list and retrieve it."""
+
+    table: str
+    path: str
+    object: str
+    list_params: tuple[tuple[str, str], ...] = ()
+    retrieve_params: tuple[tuple[str, str], ...] = ()
+    # Stripe reports the object gone with a ``<object>.deleted`` event (and deleted: true);
+    # a subscription's ``customer.subscription.deleted`` is a cancel: it stays retrievable.
+    deletable: bool = True
+
+
+OBJECTS: tuple[StripeObject, ...] = (
+    StripeObject("customers", "/v1/customers", "customer"),
+    StripeObject("products", "/v1/products", "product"),
+    StripeObject(
+        "prices",
+        "/v1/prices",
+        "price",
+        list_params=(("expand[]", "data.tiers"),),
+        retrieve_params=(("expand[]", "tiers"),),
+    ),
+    StripeObject("coupons", "/v1/coupons", "coupon"),
+    StripeObject(
+        "subscriptions",
+        "/v1/subscriptions",
+        "subscription",
+        list_params=(
+            ("status", "all"),
+            ("expand[]", "data.discounts"),
+            ("expand[]", "data.items.data.discounts"),
+        ),
+        retrieve_params=(("expand[]", "discounts"), ("expand[]", "items.data.discounts")),
+        deletable=False,
+    ),
+    StripeObject("invoices", "/v1/invoices", "invoice"),
+)
+OBJECTS_BY_TYPE = {o.object: o for o in OBJECTS}
+# ``plan`` objects share their ids with prices.
+OBJECT_ALIASES = {"plan": "price"}
+EVENTS_PATH = "/v1/events"

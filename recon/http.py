@@ -1,0 +1,321 @@
+"""HTTP for the Stripe and HubSpot APIs: one client with retries, pacing and a source clock.
+
+* Retries with exponential backoff (and jitter) on 429, 5xx, timeouts, dropped connections,
+  truncated bodies and bodies that are not JSON; ``Retry-After`` is honoured.
+* Pacing: :class:`RollingWindowLimiter` keeps calls under a limit per rolling window
+  (HubSpot's 190 per 10 s, its search endpoint's ~4 per second) instead of running into
+  429s; HubSpot's ``X-HubSpot-RateLimit-*`` headers tighten it when others use the token.
+* The source clock: the ``Date`` header of the first answer (the sandbox sends its world's
+  ``now``), which ingest records as the time its data is complete up to.
+* Secrets live only in the client's default headers: no message of this module names them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+import tenacity
+
+from recon.errors import ExitCode, ReconError
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[tuple[str, str]] | Mapping[str, str] | None
+
+
+class ApiError(ReconError):
+    """The API answered with an error that retrying does not cure (a 4xx other than 429)."""
+
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ApiAuthError(ApiError):
+    """The key or token was refused: a configuration error (exit code 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MalformedResponse(Exception):
+    """A body that is not the JSON the API promises (after retries: quarantined by callers)."""
+
+    def __init__(self, reason: str, *, raw: bytes, path: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+        self.raw = raw
+        self.path = path
+
+
+class RetryableStatus(Exception):
+    def __init__(self, status: int, retry_after: float | None, path: str) -> None:
+        super().__init__(f"HTTP {status} from {path}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ApiUnavailable(ReconError):
+    """Retries ran out: the API kept failing."""
+
+
+class RollingWindowLimiter:
+    """At most ``max_calls`` in any ``window_s`` seconds; ``acquire`` blocks until allowed.
+
+    Thread-safe.  :meth:`observe_remaining` lowers the local budget when the server reports
+    fewer calls left than we think we have (another client using the same token).
+    """
+
+    def __init__(self, max_calls: int, window_s: float) -> None:
+        if max_calls < 1 or window_s <= 0:
+            raise ValueError("a rate limit needs max_calls >= 1 and window_s > 0")
+        self.max_calls = max_calls
+        self.window_s = window_s
+        self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
+        self.waited_s = 0.0
+
+    def _trim(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= self.window_s:
+            self._calls.popleft()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._trim(now)
+                if len(self._calls) < self.max_calls:
+                    self._calls.append(now)
+                    return
+                wait = self.window_s - (now - self._calls[0]) + 0.001
+            self.waited_s += wait
+            time.sleep(wait)
+
+    def observe_remaining(self, remaining: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._trim(now)
+            local_remaining = self.max_calls - len(self._calls)
+            for _ in range(max(0, local_remaining - remaining)):
+                self._calls.append(now)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 30.0
+    timeout_s: float = 30.0
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(str(value)))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return float(max(0.0, (when - datetime.now(UTC)).total_seconds()))
+
+
+def _error_code(body: bytes) -> tuple[str | None, str | None]:
+    """(code, message) from a Stripe (``error.code``/``type``) or HubSpot (``category``) body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    err = data.get("error")
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type")
+        return (str(code) if code else None), (str(err.get("message") or "") or None)
+    cat = data.get("category")
+    return (str(cat) if cat else None), (str(data.get("message") or "") or None)
+
+
+class ApiClient:
+    """A JSON API client: ``request`` returns the decoded body, retrying what can be retried."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        base_url: str,
+        token: str,
+        headers: Mapping[str, str] | None = None,
+        limiter: RollingWindowLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        auth_hint: str = "",
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 16,
+    ) -> None:
+        self.service = service
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.auth_hint = auth_hint
+        self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
+        self.source_clock: datetime | None = None
+        all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        all_headers.update(headers or {})
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=all_headers,
+            timeout=httpx.Timeout(self.retry.timeout_s, connect=min(10.0, self.retry.timeout_s)),
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks a service may override ----------------------------------------------------------
+    def observe_headers(self, headers: httpx.Headers, status: int) -> None:
+        """Called with every response's headers (HubSpot reads its rate-limit headers here)."""
+
+    # ------------------------------------------------------------------------------------------
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
+            return float(min(exc.retry_after, self.retry.backoff_max_s))
+        backoff = self.retry.backoff_base_s * (2 ** (state.attempt_number - 1))
+        return float(min(backoff, self.retry.backoff_max_s) * (0.5 + random.random() / 2))
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        with self._stats_lock:
+            self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        log.info("%s: retrying after %s (attempt %d)", self.service, exc, state.attempt_number)
+
+    def _note_clock(self, headers: httpx.Headers) -> None:
+        if self.source_clock is not None:
+            return
+        value = headers.get("date")
+        if not value:
+            return
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        self.source_clock = when.astimezone(UTC)
+
+    def _once(
+        self, method: str, path: str, params: Params, json_body: Any, limiter_extra: Iterable[Any]
+    ) -> Any:
+        for lim in limiter_extra:
+            lim.acquire()
+        if self.limiter is not None:
+            self.limiter.acquire()
+        content = orjson.dumps(json_body) if json_body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        query: list[tuple[str, str | int | float | bool | None]] = (
+            list(params.items()) if isinstance(params, Mapping) else list(params or [])
+        )
+        response = self._http.request(
+            method, path, params=query or None, content=content, headers=headers
+        )
+        with self._stats_lock:
+            self.stats.requests += 1
+            self.stats.by_status[response.status_code] = (
+                self.stats.by_status.get(response.status_code, 0) + 1
+            )
+        status = response.status_code
+        self.observe_headers(response.headers, status)
+        if status == 429 or status >= 500:
+            raise RetryableStatus(status, _retry_after(response.headers), path)
+        if status in (401, 403):
+            code, _ = _error_code(response.content)
+            what = "rejected the credentials" if status == 401 else "refused access"
+            raise ApiAuthError(
+                f"{self.service} {what} (HTTP {status} on {method} {path})"
+                + (f": {self.auth_hint}" if self.auth_hint else ""),
+                status=status,
+                code=code,
+            )
+        if status >= 400:
+            code, message = _error_code(response.content)
+            raise ApiError(
+                f"{self.service} answered HTTP {status} on {method} {path}: "
+                f"{code or 'error'}{' - ' + message if message else ''}",
+                status=status,
+                code=code,
+            )
+        self._note_clock(response.headers)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedResponse(
+                f"body is not valid JSON ({exc})", raw=response.content, path=path
+            ) from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        limiters: Iterable[RollingWindowLimiter] = (),
+    ) -> Any:
+        """The decoded JSON body of a successful answer.
+
+        Raises :class:`ApiAuthError`/:class:`ApiError` at once, :class:`MalformedResponse`
+        when every attempt returned a body that is not JSON, :class:`ApiUnavailable` when
+        retries ran out on transport errors and 429/5xx answers.
+        """
+        extra = tuple(limiters)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(
+                (httpx.TransportError, RetryableStatus, MalformedResponse)
+            ),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._once, method, path, params, json, extra)
+        except (httpx.TransportError, RetryableStatus) as exc:
+            raise ApiUnavailable(
+                f"{self.service} kept failing on {method} {path} after "
+                f"{self.retry.attempts} attempts: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def get(self, path: str, params: Params = None, **kw: Any) -> Any:
+        return self.request("GET", path, params=params, **kw)
+
+    def post(self, path: str, json: Any, **kw: Any) -> Any:
+        return self.request("POST", path, json=json, **kw)
