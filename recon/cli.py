@@ -62,9 +62,21 @@ def _register() -> None:
 
     register_ingest(app)
 
+    from recon.build_cli import register as register_build
+
+    register_build(app)
+
     from recon.sync_cli import register as register_gate_and_sync
 
     register_gate_and_sync(app)
+
+    from recon.run_cli import register as register_run
+
+    register_run(app)
+
+    from recon.report.cli import register as register_report
+
+    register_report(app)
 
 
 _register()
