@@ -47,6 +47,14 @@ def api_settings(
         yield settings
         return
     from recon.sandbox.process import running_sandbox
+    from recon.sandbox.world import WorldConfig, WorldError
 
+    # pace Stripe under the world's own limit (its key is a test key: 25/s otherwise)
+    try:
+        rate: float | None = WorldConfig.load(sandbox).stripe_rate_limit_per_s
+    except WorldError:
+        rate = None  # running_sandbox says what is wrong with the world
     with running_sandbox(sandbox) as sb:
-        yield settings.with_sandbox(sb.base_url, sb.stripe_api_key, sb.hubspot_access_token)
+        yield settings.with_sandbox(
+            sb.base_url, sb.stripe_api_key, sb.hubspot_access_token, stripe_rate_limit_per_s=rate
+        )

@@ -62,6 +62,9 @@ class Settings:
     hubspot_app_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
     # Where the webhook receiver spools what it acknowledged; None: beside the warehouse.
     webhook_spool: Path | None = None
+    # Stripe requests per second to pace under; None: the key's mode's limit (live 100,
+    # test 25); 0: unpaced.
+    stripe_rate_limit_per_s: float | None = None
 
     @classmethod
     def load(
@@ -75,6 +78,7 @@ class Settings:
         stripe_webhook_secret: str | None = None,
         hubspot_app_secret: str | None = None,
         webhook_spool: str | Path | None = None,
+        stripe_rate_limit_per_s: float | None = None,
         environ: dict[str, str] | None = None,
     ) -> Settings:
         """Flags (the keyword arguments) override the environment, which overrides defaults."""
@@ -86,6 +90,17 @@ class Settings:
             return env.get(name) or default
 
         spool = pick(webhook_spool, "RECON_WEBHOOK_SPOOL", "")
+        rate = pick(
+            None if stripe_rate_limit_per_s is None else str(stripe_rate_limit_per_s),
+            "STRIPE_RATE_LIMIT_PER_S",
+            "",
+        )
+        try:
+            stripe_rate = float(rate) if rate else None
+        except ValueError:
+            raise UsageError(
+                f"STRIPE_RATE_LIMIT_PER_S must be a number of requests per second, not {rate!r}"
+            ) from None
         return cls(
             stripe_api_key=SecretStr(pick(stripe_api_key, "STRIPE_API_KEY", "")),
             stripe_api_base=pick(
@@ -101,6 +116,7 @@ class Settings:
             ),
             hubspot_app_secret=SecretStr(pick(hubspot_app_secret, "HUBSPOT_APP_SECRET", "")),
             webhook_spool=Path(spool) if spool else None,
+            stripe_rate_limit_per_s=stripe_rate,
         )
 
     def webhook_spool_dir(self) -> Path:
@@ -110,11 +126,21 @@ class Settings:
         return self.warehouse.parent / ".recon_spool"
 
     def with_sandbox(
-        self, base_url: str, stripe_api_key: str, hubspot_access_token: str
+        self,
+        base_url: str,
+        stripe_api_key: str,
+        hubspot_access_token: str,
+        stripe_rate_limit_per_s: float | None = None,
     ) -> Settings:
-        """Point both APIs at a sandbox on loopback, with the world's own test credentials."""
+        """Point both APIs at a sandbox on loopback, with the world's own test credentials
+        (and, if given, its Stripe rate limit)."""
         return replace(
             self,
+            stripe_rate_limit_per_s=(
+                self.stripe_rate_limit_per_s
+                if stripe_rate_limit_per_s is None
+                else stripe_rate_limit_per_s
+            ),
             stripe_api_base=base_url.rstrip("/"),
             hubspot_api_base=base_url.rstrip("/"),
             stripe_api_key=SecretStr(stripe_api_key),

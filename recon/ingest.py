@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -98,7 +99,11 @@ def make_pipeline(settings: Settings, source: str, destination: str | None = Non
     _configure_dlt()
     kind = destination or os.environ.get("RECON_DESTINATION", "duckdb")
     if kind == "duckdb":
-        dest: Any = dlt.destinations.duckdb(str(settings.warehouse.expanduser().resolve()))
+        from pipelines.common.destination import recon_duckdb
+
+        direct = os.environ.get("RECON_DUCKDB_DIRECT_MERGE", "1") != "0"
+        factory = recon_duckdb if direct else dlt.destinations.duckdb
+        dest: Any = factory(str(settings.warehouse.expanduser().resolve()))
     elif kind == "postgres":
         dest = dlt.destinations.postgres()
     else:
@@ -202,6 +207,7 @@ def _build_source(
             STRIPE_API_VERSION,
             retry=retry,
             transport=transport,
+            rate_limit_per_s=settings.stripe_rate_limit_per_s,
         )
         return (
             stripe_source(
@@ -235,6 +241,27 @@ def _build_source(
             client,
         )
     raise UsageError(f"unknown source {source!r}: use stripe, hubspot or all")
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of the hot loop.
+
+    Every parsed page allocates thousands of dicts and lists; with the default thresholds the
+    collector runs every 700 allocations and, every few runs, walks every object of the
+    process (dlt, pandas, pyarrow: millions).  Profiled, that was a fifth of the run.  The
+    objects that exist before the run are frozen (never walked again) and young collections
+    run 100 times less often; pages are freed by reference counting as before, and the
+    thresholds are restored afterwards.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _test_kill_point(point: str) -> None:
@@ -306,7 +333,7 @@ def ingest_source(
     _audit_start(pipeline, result)
     t0 = time.perf_counter()
     try:
-        with contextlib.closing(client):
+        with contextlib.closing(client), _few_collections():
             pipeline.sync_destination()
             if pipeline.has_pending_data:
                 # a previous run was killed after extracting: load what it extracted first

@@ -39,8 +39,6 @@ from pipelines.stripe.helpers import (
     OBJECT_SCHEMA,
     EventChanges,
     event_row,
-    events_params,
-    list_pages,
     object_row,
     retrieve_many,
     stripe_client,
@@ -49,12 +47,14 @@ from pipelines.stripe.settings import (
     API_VERSION,
     EVENTS_OVERLAP_S,
     EVENTS_PATH,
+    LIST_WORKERS,
     OBJECTS,
     RECONCILE_EVERY_DAYS,
     RETRIEVE_THRESHOLD,
     RETRIEVE_WORKERS,
     StripeObject,
 )
+from pipelines.stripe.windows import WindowedListing
 from recon.config import STRIPE_API_BASE_DEFAULT
 from recon.http import ApiClient, MalformedResponse
 
@@ -72,12 +72,14 @@ def stripe_source(
     reconcile_every_days: float = RECONCILE_EVERY_DAYS,
     retrieve_threshold: int = RETRIEVE_THRESHOLD,
     retrieve_workers: int = RETRIEVE_WORKERS,
+    list_workers: int = LIST_WORKERS,
     batch_rows: int = 5000,
     notes: Any = None,
     client: Any = None,
 ) -> Sequence[DltResource]:
     """Stripe events and objects.  ``notes`` (a RunNotes) receives progress and warnings;
-    ``client`` (an ApiClient) may be given to share one connection pool and source clock."""
+    ``client`` (an ApiClient) may be given to share one connection pool, pacing and source
+    clock.  Every list is fetched as ``list_workers`` concurrent ``created`` windows."""
     api: ApiClient = client or stripe_client(api_key, base_url, api_version)
     run_notes: RunNotes = notes or RunNotes()
     quarantine = Quarantine("stripe")
@@ -91,14 +93,16 @@ def stripe_source(
         buf = RowBuffer(EVENT_SCHEMA, batch_rows=batch_rows)
         fresh: dict[str, int] = {}
         yielded = False
-        for page in list_pages(
+        for page in WindowedListing(
             api,
             EVENTS_PATH,
-            events_params(since),
+            (),
+            lo=since,
+            workers=list_workers,
             resource="events",
             quarantine=quarantine,
             notes=run_notes,
-        ):
+        ).pages():
             for obj in page.data:
                 try:
                     row = event_row(obj, page.fetched_at)
@@ -163,25 +167,26 @@ def stripe_source(
             return row[1] if isinstance(row[1], int) else None
 
         def listing(stop_at: int | None) -> Iterator[pa.Table]:
-            """List newest first; with ``stop_at`` stop below that ``created``."""
+            """List (in concurrent ``created`` windows); with ``stop_at``, from that
+            ``created`` up (ids in ``ties`` were landed at ``stop_at`` already)."""
             nonlocal newest, ties, yielded
             top: int | None = None
             top_ids: set[str] = set()
-            for page in list_pages(
+            for page in WindowedListing(
                 api,
                 spec.path,
                 spec.list_params,
+                lo=stop_at,
+                workers=list_workers,
                 resource=spec.table,
                 quarantine=quarantine,
                 notes=run_notes,
-            ):
-                done = False
+            ).pages():
                 for obj in page.data:
                     created = obj.get("created") if isinstance(obj, dict) else None
                     if isinstance(created, int) and stop_at is not None:
                         if created < stop_at:
-                            done = True
-                            break
+                            continue
                         if created == stop_at and obj.get("id") in ties:
                             continue
                     if record_id(obj) in deleted:
@@ -196,8 +201,6 @@ def stripe_source(
                 if buf.full():
                     yield buf.take()
                     yielded = True
-                if done:
-                    break
             if spec.table in run_notes.incomplete:
                 return
             if top is not None and (newest is None or top > newest):

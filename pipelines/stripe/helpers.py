@@ -29,9 +29,11 @@ from pipelines.stripe.settings import (
     OBJECT_ALIASES,
     OBJECTS_BY_TYPE,
     PAGE_SIZE,
+    RATE_LIMIT_LIVE_PER_S,
+    RATE_LIMIT_TEST_PER_S,
     StripeObject,
 )
-from recon.http import ApiClient, ApiError, MalformedResponse, RetryPolicy
+from recon.http import ApiClient, ApiError, MalformedResponse, RetryPolicy, RollingWindowLimiter
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -61,15 +63,37 @@ OBJECT_SCHEMA = pa.schema(
 )
 
 
+def default_rate_limit(api_key: str) -> float:
+    """Stripe's read limit for this key: 100 requests/s in live mode, 25 in test mode."""
+    live = api_key.startswith(("sk_live_", "rk_live_"))
+    return float(RATE_LIMIT_LIVE_PER_S if live else RATE_LIMIT_TEST_PER_S)
+
+
+def stripe_limiter(rate_limit_per_s: float) -> RollingWindowLimiter | None:
+    """Pacing under ``rate_limit_per_s`` (None when 0: unpaced).  The window is 10 % longer
+    than Stripe's second: our clock starts before the server's, and arrival jitter (a
+    request delayed on its way out, the next one not) must not put one request too many
+    into one of its seconds.  Measured at 200 ms a request: 5 % still met a few 429s."""
+    if rate_limit_per_s <= 0:
+        return None
+    calls = max(1, int(rate_limit_per_s))
+    return RollingWindowLimiter(calls, 1.1 * calls / rate_limit_per_s)
+
+
 def stripe_client(
     api_key: str,
     base_url: str,
     api_version: str,
     retry: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
+    rate_limit_per_s: float | None = None,
 ) -> ApiClient:
-    """Every request carries the pinned ``Stripe-Version``."""
+    """Every request carries the pinned ``Stripe-Version``; requests are paced under the
+    rate limit (``rate_limit_per_s``, by default the key's mode's: see
+    :func:`default_rate_limit`; 0: unpaced) instead of running into 429s."""
+    rate = default_rate_limit(api_key) if rate_limit_per_s is None else rate_limit_per_s
     return ApiClient(
+        limiter=stripe_limiter(rate),
         transport=transport,
         service="Stripe",
         base_url=base_url,

@@ -13,6 +13,12 @@ OBJECTS_OVERLAP_S = 0  # objects' created cursors are exact (ties kept in state)
 RECONCILE_EVERY_DAYS = 7  # a full re-list of every object this often (by the source clock)
 RETRIEVE_THRESHOLD = 300  # more changed ids than this: re-list the resource instead
 RETRIEVE_WORKERS = 4
+# Concurrent ``created`` windows per list: enough requests in flight to reach the rate limit
+# at ~200 ms a request (25/s x 0.2 s = 5), with a margin.
+LIST_WORKERS = 8
+# Stripe's read rate limits (requests per second): live mode and test mode keys.
+RATE_LIMIT_LIVE_PER_S = 100
+RATE_LIMIT_TEST_PER_S = 25
 
 
 @dataclass(frozen=True)

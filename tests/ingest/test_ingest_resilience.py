@@ -65,7 +65,7 @@ def _ingest_cmd(sb: SandboxHandle, warehouse: Path, **env: str) -> tuple[list[st
     return [sys.executable, "-m", "recon.cli", "ingest", "--quiet"], full_env
 
 
-@pytest.mark.parametrize("kill", ["extracted", "normalized", "timed"])
+@pytest.mark.parametrize("kill", ["extracted", "normalized", "job-applied", "timed"])
 def test_a_run_killed_half_way_and_rerun_equals_an_uninterrupted_run(
     sandbox: SandboxHandle, settings: Settings, tmp_path: Path, kill: str
 ) -> None:

@@ -1,0 +1,175 @@
+{#- JSON access over payload text. Every model reads JSON only through these macros, so the
+    same SQL runs on DuckDB (json extension) and PostgreSQL (jsonb). Paths are dotted key
+    paths ('source.coupon'); an empty path means the document itself. -#}
+
+{% macro _json_path_duckdb(path) -%}
+    {%- if path -%}'$.{{ path }}'{%- else -%}'$'{%- endif -%}
+{%- endmacro %}
+
+{% macro _json_path_postgres(path) -%}
+    '{{ "{" ~ (path.split(".") | join(",") if path else "") ~ "}" }}'
+{%- endmacro %}
+
+
+{#- as_json(expr): the expression as the engine's JSON type (parsed once). -#}
+{% macro as_json(expr) -%}
+    {{ return(adapter.dispatch('as_json', 'recon')(expr)) }}
+{%- endmacro %}
+
+{% macro default__as_json(expr) -%}
+    cast({{ expr }} as json)
+{%- endmacro %}
+
+{% macro postgres__as_json(expr) -%}
+    cast({{ expr }} as jsonb)
+{%- endmacro %}
+
+
+{#- json_str(expr, path): the value at path as text (strings unquoted, objects as JSON text,
+    JSON null and a missing key as SQL null). -#}
+{% macro json_str(expr, path='') -%}
+    {{ return(adapter.dispatch('json_str', 'recon')(expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_str(expr, path='') -%}
+    json_extract_string({{ expr }}, {{ recon._json_path_duckdb(path) }})
+{%- endmacro %}
+
+{% macro postgres__json_str(expr, path='') -%}
+    (cast({{ expr }} as jsonb) #>> {{ recon._json_path_postgres(path) }})
+{%- endmacro %}
+
+
+{#- json_get(expr, path): the value at path as JSON text; JSON null and a missing key give
+    SQL null. -#}
+{% macro json_get(expr, path='') -%}
+    {{ return(adapter.dispatch('json_get', 'recon')(expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_get(expr, path='') -%}
+    nullif(cast(json_extract({{ expr }}, {{ recon._json_path_duckdb(path) }}) as varchar), 'null')
+{%- endmacro %}
+
+{% macro postgres__json_get(expr, path='') -%}
+    nullif(cast(cast({{ expr }} as jsonb) #> {{ recon._json_path_postgres(path) }} as text), 'null')
+{%- endmacro %}
+
+
+{#- json_type(expr, path): one of object, array, string, number, boolean, null (JSON null);
+    SQL null when the key is missing. -#}
+{% macro json_type(expr, path='') -%}
+    {{ return(adapter.dispatch('json_type', 'recon')(expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_type(expr, path='') -%}
+    (case lower(json_type({{ expr }}, {{ recon._json_path_duckdb(path) }}))
+        when 'varchar' then 'string'
+        when 'bigint' then 'number'
+        when 'ubigint' then 'number'
+        when 'double' then 'number'
+        when 'hugeint' then 'number'
+        else lower(json_type({{ expr }}, {{ recon._json_path_duckdb(path) }}))
+    end)
+{%- endmacro %}
+
+{% macro postgres__json_type(expr, path='') -%}
+    jsonb_typeof(cast({{ expr }} as jsonb) #> {{ recon._json_path_postgres(path) }})
+{%- endmacro %}
+
+
+{#- json_has_key(expr, key): true when the object has the key, even with a null value. -#}
+{% macro json_has_key(expr, key) -%}
+    {{ return(adapter.dispatch('json_has_key', 'recon')(expr, key)) }}
+{%- endmacro %}
+
+{% macro default__json_has_key(expr, key) -%}
+    coalesce(json_exists({{ expr }}, '$.{{ key }}'), false)
+{%- endmacro %}
+
+{% macro postgres__json_has_key(expr, key) -%}
+    coalesce(jsonb_exists(cast({{ expr }} as jsonb), '{{ key }}'), false)
+{%- endmacro %}
+
+
+{#- json_array_rows(expr, alias, outer=false): a lateral join clause, to follow a FROM item,
+    giving one row per element of the JSON array expr with `alias.idx` (0-based position)
+    and `alias.value_json` (the element as JSON text). Anything but an array gives no rows
+    (with outer=true: one row of nulls). -#}
+{% macro json_array_rows(expr, alias, outer=false) -%}
+    {{ return(adapter.dispatch('json_array_rows', 'recon')(expr, alias, outer)) }}
+{%- endmacro %}
+
+{% macro default__json_array_rows(expr, alias, outer=false) -%}
+    {% if outer %}left join{% else %}inner join{% endif %} lateral (
+        select
+            cast(je.key as integer) as idx,
+            cast(je.value as varchar) as value_json
+        from json_each(
+            case when json_type({{ expr }}) = 'ARRAY' then {{ expr }} else '[]' end
+        ) as je
+    ) as {{ alias }} on true
+{%- endmacro %}
+
+{% macro postgres__json_array_rows(expr, alias, outer=false) -%}
+    {% if outer %}left join{% else %}inner join{% endif %} lateral (
+        select
+            cast(je.ord - 1 as integer) as idx,
+            cast(je.value as text) as value_json
+        from jsonb_array_elements(
+            case
+                when jsonb_typeof(cast({{ expr }} as jsonb)) = 'array'
+                    then cast({{ expr }} as jsonb)
+                else cast('[]' as jsonb)
+            end
+        ) with ordinality as je (value, ord)
+    ) as {{ alias }} on true
+{%- endmacro %}
+
+
+{#- json_object_rows(expr, alias, outer=false): like json_array_rows, one row per key of a
+    JSON object: `alias.key` and `alias.value_json`. -#}
+{% macro json_object_rows(expr, alias, outer=false) -%}
+    {{ return(adapter.dispatch('json_object_rows', 'recon')(expr, alias, outer)) }}
+{%- endmacro %}
+
+{% macro default__json_object_rows(expr, alias, outer=false) -%}
+    {% if outer %}left join{% else %}inner join{% endif %} lateral (
+        select
+            cast(je.key as varchar) as key,
+            cast(je.value as varchar) as value_json
+        from json_each(
+            case when json_type({{ expr }}) = 'OBJECT' then {{ expr }} else '{}' end
+        ) as je
+    ) as {{ alias }} on true
+{%- endmacro %}
+
+{% macro postgres__json_object_rows(expr, alias, outer=false) -%}
+    {% if outer %}left join{% else %}inner join{% endif %} lateral (
+        select
+            cast(je.key as text) as key,
+            cast(je.value as text) as value_json
+        from jsonb_each(
+            case
+                when jsonb_typeof(cast({{ expr }} as jsonb)) = 'object'
+                    then cast({{ expr }} as jsonb)
+                else cast('{}' as jsonb)
+            end
+        ) as je
+    ) as {{ alias }} on true
+{%- endmacro %}
+
+
+{#- json_contains(haystack, needle): true when needle is contained in haystack (objects: every
+    key of needle present with a contained value; arrays: every element of needle contained in
+    some element). Used to chain an event's previous_attributes to another event's object. -#}
+{% macro json_contains(haystack, needle) -%}
+    {{ return(adapter.dispatch('json_contains', 'recon')(haystack, needle)) }}
+{%- endmacro %}
+
+{% macro default__json_contains(haystack, needle) -%}
+    json_contains({{ haystack }}, {{ needle }})
+{%- endmacro %}
+
+{% macro postgres__json_contains(haystack, needle) -%}
+    (cast({{ haystack }} as jsonb) @> cast({{ needle }} as jsonb))
+{%- endmacro %}

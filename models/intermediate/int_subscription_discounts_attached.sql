@@ -1,0 +1,97 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='version_id',
+        on_schema_change='append_new_columns',
+        post_hook="delete from {{ this }} where version_id not in (select versions.version_id from {{ ref('int_subscription_versions_unioned') }} as versions)",
+    )
+}}
+
+-- The discounts attached to each subscription version, in the order they apply: each
+-- item's own discounts (its `discounts` array), then the subscription's (its `discounts`
+-- array, then the single `discount` of older API versions when not already listed).
+-- Elements are discount ids (events) or discount objects (expanded listings).
+-- Incremental: only the versions rebuilt since the last build are read (a version's
+-- discounts never change); rows of versions that no longer exist are removed after the build.
+
+with
+
+versions as (
+    select all_versions.* from {{ ref('int_subscription_versions_unioned') }} as all_versions
+    {% if is_incremental() %}
+        where all_versions.built_at > (
+            select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
+            from {{ this }} as known
+        )
+    {% endif %}
+),
+
+subscription_level as (
+    select
+        versions.version_id,
+        versions.subscription_id,
+        versions.built_at,
+        'subscription' as discount_level,
+        cast(null as varchar) as subscription_item_id,
+        subscription_discount.idx + 1 as discount_position,
+        case
+            when {{ recon.json_type('subscription_discount.value_json') }} = 'string'
+                then {{ recon.json_str('subscription_discount.value_json') }}
+            else {{ recon.json_str('subscription_discount.value_json', 'id') }}
+        end as discount_id
+    from versions
+    {{ recon.json_array_rows('versions.discounts_json', 'subscription_discount') }}
+),
+
+legacy_subscription_level as (
+    select
+        version_id,
+        subscription_id,
+        built_at,
+        'subscription' as discount_level,
+        cast(null as varchar) as subscription_item_id,
+        1000 as discount_position,
+        discount_id
+    from (
+        select
+            versions.version_id,
+            versions.subscription_id,
+            versions.built_at,
+            {{ recon.discount_columns('versions.discount_json') }}
+            1 as n_discounts
+        from versions
+        where {{ recon.json_type('versions.discount_json') }} = 'object'
+    ) as legacy_discounts
+),
+
+item_level as (
+    select
+        versions.version_id,
+        versions.subscription_id,
+        versions.built_at,
+        'item' as discount_level,
+        {{ recon.json_str('subscription_item.value_json', 'id') }} as subscription_item_id,
+        item_discount.idx + 1 as discount_position,
+        case
+            when {{ recon.json_type('item_discount.value_json') }} = 'string'
+                then {{ recon.json_str('item_discount.value_json') }}
+            else {{ recon.json_str('item_discount.value_json', 'id') }}
+        end as discount_id
+    from versions
+    {{ recon.json_array_rows('versions.items_json', 'subscription_item') }}
+    {{ recon.json_array_rows(recon.json_get('subscription_item.value_json', 'discounts'), 'item_discount') }}
+)
+
+select * from subscription_level
+union all
+select * from legacy_subscription_level
+where not exists (
+        select 1
+        from subscription_level
+        where
+            subscription_level.version_id = legacy_subscription_level.version_id
+            and subscription_level.discount_id = legacy_subscription_level.discount_id
+    )
+union all
+select * from item_level

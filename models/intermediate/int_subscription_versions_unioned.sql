@@ -1,0 +1,342 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='subscription_id',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+-- Every version of every subscription, each valid from `valid_from_unix` until the next
+-- version's (mrr.md §6):
+-- * `event`: the data.object of each subscription event, in the order of
+--   int_subscription_events_ordered;
+-- * `before_first_event`: when a subscription's earliest event is not `.created`, the state
+--   just before it: its data.object with previous_attributes laid over it, from start_date;
+-- * `life_story`: a subscription with no event at all is its listed object throughout.
+-- The last two are read as a life story (trialing until trial_end, then active until
+-- ended_at, then the final status; never active when the final status is incomplete or
+-- incomplete_expired; without ended_at the final status holds from the end of the trial),
+-- the first one clipped at the earliest event.
+-- Incremental: a build rebuilds the subscriptions with newly landed events, and the life
+-- stories of the (few, listed) subscriptions without events; the others keep their rows.
+
+with
+
+all_ordered_events as (
+    select * from {{ ref('int_subscription_events_ordered') }}
+),
+
+ordered_events as (
+    select
+        all_ordered_events.*,
+        max(all_ordered_events.fetched_at) over (
+            partition by all_ordered_events.subscription_id
+        ) as events_fetched_at
+    from all_ordered_events
+    {% if is_incremental() %}
+        where all_ordered_events.subscription_id in (
+            select newly_landed.subscription_id
+            from all_ordered_events as newly_landed
+            where newly_landed.fetched_at >= (
+                select coalesce(max(known.events_fetched_at), {{ recon.epoch_timestamp() }})
+                from {{ this }} as known
+            )
+        )
+    {% endif %}
+),
+
+listed_subscriptions as (
+    select * from {{ ref('stg_stripe__subscriptions') }}
+),
+
+event_versions as (
+    select
+        subscription_id,
+        'event' as version_source,
+        event_id,
+        event_type,
+        event_sequence as version_order,
+        is_order_tied,
+        created_unix as valid_from_unix,
+        api_version,
+        {{ recon.subscription_state_columns('data_object_json') }}
+        events_fetched_at
+    from ordered_events
+),
+
+states_before_first_event as (
+    select
+        subscription_id,
+        'before_first_event' as version_source,
+        event_id,
+        event_type,
+        created_unix as clip_unix,
+        api_version,
+        {{ recon.subscription_state_columns('data_object_json', 'previous_attributes_json') }}
+        events_fetched_at
+    from ordered_events
+    where
+        event_sequence = 1
+        and event_type <> 'customer.subscription.created'
+),
+
+subscriptions_without_events as (
+    select
+        listed_subscriptions.subscription_id,
+        'life_story' as version_source,
+        cast(null as varchar) as event_id,
+        cast(null as varchar) as event_type,
+        cast(null as bigint) as clip_unix,
+        listed_subscriptions.api_version,
+        {{ recon.subscription_state_columns('listed_subscriptions.subscription_json') }}
+        cast(null as timestamp with time zone) as events_fetched_at
+    from listed_subscriptions
+    where not exists (
+        select 1
+        from all_ordered_events
+        where all_ordered_events.subscription_id = listed_subscriptions.subscription_id
+    )
+),
+
+life_stories as (
+    select * from states_before_first_event
+    union all
+    select * from subscriptions_without_events
+),
+
+life_story_bounds as (
+    select
+        life_stories.*,
+        life_stories.status in ('incomplete', 'incomplete_expired') as was_never_active,
+        coalesce(life_stories.trial_end_unix > life_stories.start_date_unix, false) as had_trial,
+        case
+            when coalesce(life_stories.trial_end_unix > life_stories.start_date_unix, false)
+                then life_stories.trial_end_unix
+            else life_stories.start_date_unix
+        end as trial_over_unix
+    from life_stories
+),
+
+life_story_segments as (
+    -- the trial
+    select
+        subscription_id,
+        version_source,
+        event_id,
+        event_type,
+        1 as version_order,
+        'trialing' as segment_status,
+        start_date_unix as segment_from_unix,
+        case
+            when ended_at_unix < trial_end_unix then ended_at_unix
+            else trial_end_unix
+        end as segment_to_unix,
+        clip_unix,
+        api_version,
+        customer_id,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_bounds
+    where had_trial and not was_never_active
+    union all
+    -- after the trial: active until ended_at, or the final status when it never ended
+    select
+        subscription_id,
+        version_source,
+        event_id,
+        event_type,
+        2 as version_order,
+        case when ended_at_unix is not null then 'active' else status end as segment_status,
+        trial_over_unix as segment_from_unix,
+        ended_at_unix as segment_to_unix,
+        clip_unix,
+        api_version,
+        customer_id,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_bounds
+    where not was_never_active
+    union all
+    -- ended: the final status
+    select
+        subscription_id,
+        version_source,
+        event_id,
+        event_type,
+        3 as version_order,
+        status as segment_status,
+        ended_at_unix as segment_from_unix,
+        cast(null as bigint) as segment_to_unix,
+        clip_unix,
+        api_version,
+        customer_id,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_bounds
+    where ended_at_unix is not null and not was_never_active
+    union all
+    -- never active
+    select
+        subscription_id,
+        version_source,
+        event_id,
+        event_type,
+        1 as version_order,
+        status as segment_status,
+        start_date_unix as segment_from_unix,
+        cast(null as bigint) as segment_to_unix,
+        clip_unix,
+        api_version,
+        customer_id,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_bounds
+    where was_never_active
+),
+
+life_story_versions as (
+    select
+        subscription_id,
+        version_source,
+        event_id,
+        event_type,
+        version_order,
+        false as is_order_tied,
+        segment_from_unix as valid_from_unix,
+        api_version,
+        customer_id,
+        segment_status as status,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_segments
+    where
+        segment_from_unix is not null
+        and (segment_to_unix is null or segment_from_unix < segment_to_unix)
+        and (clip_unix is null or segment_from_unix < clip_unix)
+),
+
+all_versions as (
+    select
+        subscription_id,
+        version_source,
+        0 as source_rank,
+        event_id,
+        event_type,
+        version_order,
+        is_order_tied,
+        valid_from_unix,
+        api_version,
+        customer_id,
+        status,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from life_story_versions
+    union all
+    select
+        subscription_id,
+        version_source,
+        1 as source_rank,
+        event_id,
+        event_type,
+        version_order,
+        is_order_tied,
+        valid_from_unix,
+        api_version,
+        customer_id,
+        status,
+        currency,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        pause_collection_behavior,
+        items_json,
+        discounts_json,
+        discount_json,
+        events_fetched_at
+    from event_versions
+),
+
+sequenced as (
+    select
+        all_versions.*,
+        row_number() over (
+            partition by all_versions.subscription_id
+            order by all_versions.source_rank, all_versions.valid_from_unix, all_versions.version_order
+        ) as version_number
+    from all_versions
+)
+
+select
+    {{ dbt.hash(
+        "subscription_id || '|' || version_source || '|' || coalesce(event_id, '')"
+        ~ " || '|' || cast(version_order as varchar)"
+    ) }} as version_id,
+    subscription_id,
+    version_number,
+    version_source,
+    event_id,
+    event_type,
+    is_order_tied,
+    valid_from_unix,
+    lead(valid_from_unix) over (partition by subscription_id order by version_number) as valid_to_unix,
+    {{ recon.from_unix('valid_from_unix') }} as valid_from,
+    {{ recon.from_unix('lead(valid_from_unix) over (partition by subscription_id order by version_number)') }}
+        as valid_to,
+    customer_id,
+    status,
+    currency,
+    start_date_unix,
+    trial_end_unix,
+    ended_at_unix,
+    pause_collection_behavior,
+    pause_collection_behavior is not null as is_collection_paused,
+    items_json,
+    discounts_json,
+    discount_json,
+    api_version,
+    events_fetched_at,
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as built_at
+from sequenced

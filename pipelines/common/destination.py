@@ -1,0 +1,129 @@
+"""DuckDB with keyed writes straight into the final table (no staging copy).
+
+dlt's ``merge`` on DuckDB copies every file into a staging dataset and then merges the
+staging table into the final one: the raw JSON text is written twice (and compressed twice
+at checkpoint).  :class:`recon_duckdb` is dlt's DuckDB destination whose load job applies a
+``merge`` table's keyed write from the file itself, in one statement:
+
+* ``insert-only``: ``INSERT … SELECT … FROM read_parquet(file) WHERE NOT EXISTS`` a row with
+  the same primary key: the first landed copy of a key is kept, as dlt's insert-only does.
+* ``upsert``: ``MERGE INTO table USING read_parquet(file) ON <primary key>``: the file's row
+  replaces the table's (dlt's upsert), new keys are inserted.
+
+Each statement is atomic and idempotent: re-running the job of a package that a killed run
+left half-loaded changes nothing that already landed, so crash safety does not rest on dlt
+marking the job done.  The semantics stay those declared on the resources (``merge`` with
+its strategy and primary key), so another destination (PostgreSQL) runs dlt's own merge.
+Tables the direct path does not cover (other strategies, merge keys, nested tables, hard
+deletes, dedup sorts) fall back to dlt's staging merge.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from dlt.common.destination.client import LoadJob, PreparedTableSchema
+from dlt.common.schema.utils import get_columns_names_with_prop
+from dlt.common.storages.load_storage import ParsedLoadJobFileName
+from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+
+DIRECT_STRATEGIES = ("insert-only", "upsert")
+
+
+def direct_key(table: PreparedTableSchema) -> list[str] | None:
+    """The primary key a ``merge`` table is written on directly, or None (dlt's staging)."""
+    if table.get("write_disposition") != "merge" or table.get("parent"):
+        return None
+    strategy = table.get("x-merge-strategy")  # type: ignore[typeddict-item]
+    if strategy not in DIRECT_STRATEGIES:
+        return None
+    columns = table.get("columns", {})
+    if any(get_columns_names_with_prop(table, h) for h in ("merge_key", "hard_delete", "dedup_sort")):
+        return None
+    key = get_columns_names_with_prop(table, "primary_key")
+    return key if key and all(k in columns for k in key) else None
+
+
+class DirectMergeJob(DuckDbCopyJob):
+    """Apply one parquet file to its final table on the primary key, in one statement."""
+
+    def __init__(self, file_path: str, key: Sequence[str], strategy: str) -> None:
+        super().__init__(file_path)
+        self.key = list(key)
+        self.strategy = strategy
+
+    def run(self) -> None:
+        self._sql_client = self._job_client.sql_client
+        sql = self._sql_client
+        table = sql.make_qualified_table_name(self.load_table_name)
+        path = self._file_path.replace("'", "''")
+        source = f"read_parquet('{path}', union_by_name=true)"
+        on = " and ".join(
+            f"d.{c} = s.{c}" for c in (sql.escape_column_name(k) for k in self.key)
+        )
+        if self.strategy == "insert-only":
+            statement = (
+                f"insert into {table} by name select * from {source} s "
+                f"where not exists (select 1 from {table} d where {on})"
+            )
+        else:
+            statement = (
+                f"merge into {table} d using (select * from {source}) s on {on} "
+                "when matched then update by name when not matched then insert by name"
+            )
+        sql.execute_sql(statement)
+        _test_kill_point("job-applied")
+
+
+def _test_kill_point(point: str) -> None:
+    """Crash tests: ``RECON_INGEST_KILL_AT=job-applied`` SIGKILLs the process right after a
+    job's statement committed, before dlt records the job as done (its rerun applies it
+    again: it must change nothing)."""
+    if os.environ.get("RECON_INGEST_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ReconDuckDbClient(DuckDbClient):
+    """dlt's DuckDB client; ``merge`` tables with a direct key skip the staging dataset."""
+
+    def _direct_key(self, table: PreparedTableSchema) -> list[str] | None:
+        name = table.get("name")
+        if any(t.get("parent") == name for t in self.schema.tables.values()):
+            return None  # nested tables: dlt's merge handles the chain
+        return direct_key(table)
+
+    def should_load_data_to_staging_dataset(self, table_name: str) -> bool:
+        if self._direct_key(self.prepare_load_table(table_name)) is not None:
+            return False
+        return bool(super().should_load_data_to_staging_dataset(table_name))
+
+    def _create_merge_followup_jobs(self, table_chain: Sequence[PreparedTableSchema]) -> Any:
+        if len(table_chain) == 1 and self._direct_key(table_chain[0]) is not None:
+            return []
+        return super()._create_merge_followup_jobs(table_chain)
+
+    def create_load_job(
+        self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
+    ) -> LoadJob:
+        key = self._direct_key(table)
+        if key is not None and ParsedLoadJobFileName.parse(file_path).file_format == "parquet":
+            return DirectMergeJob(file_path, key, str(table.get("x-merge-strategy")))
+        job: LoadJob = super().create_load_job(table, file_path, load_id, restore)
+        return job
+
+
+class recon_duckdb(duckdb_factory):  # noqa: N801 (dlt names destination factories so)
+    """dlt's ``duckdb`` destination with :class:`ReconDuckDbClient`."""
+
+    @property
+    def client_class(self) -> type[DuckDbClient]:
+        return ReconDuckDbClient
+
+    @property
+    def destination_type(self) -> str:
+        # the same type as dlt's duckdb: pipelines and their state stay compatible
+        return "dlt.destinations.duckdb"

@@ -1,0 +1,275 @@
+"""List a Stripe collection as disjoint ``created`` windows, fetched concurrently.
+
+A Stripe list is a cursor (``starting_after``) through objects newest first: one request at
+a time, so against the real API (~200 ms a request) one listing moves ~500 objects a second
+whatever the rate limit allows.  Split the ``created`` range into half-open windows
+``[lo, hi)`` (``created[gte]=lo&created[lt]=hi``) and each window is a listing of its own
+that can run beside the others.
+
+Windows are made by splitting work that is known to be there, not by guessing: the listing
+starts as one window; a worker with nothing to do takes the window with the most work left
+(its objects per second so far times the seconds below its position) and splits off the
+older half of what it has not reached yet: ``[floor, mid)`` becomes a new window, and the
+old one stops at ``mid`` (its ``floor``).  So every object belongs to exactly one window:
+
+* no gap and no overlap at an edge: windows are half-open in whole seconds, and a listing
+  hands out only objects at or above its floor (it stops at the first one below);
+* ties (objects created in the same second) never straddle an edge, and inside a window the
+  cursor pages through them in Stripe's order;
+* an object created during the run is newer than every closed window: it is listed by the
+  newest window if it is there in time, else by the next run (cursors and overlaps as
+  before, since those only depend on what was landed).
+
+Pages come out of :meth:`WindowedListing.pages` as they arrive, each window's in its order.
+A page that stays malformed after the client's retries stops the whole listing (the
+resource is then incomplete, as with a single cursor).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.common.records import Quarantine, RunNotes, dumps, utcnow
+from pipelines.stripe.settings import PAGE_SIZE
+from recon.http import ApiClient, MalformedResponse
+
+# Split a window only when its estimated rest is worth two new windows' partial pages.
+MIN_SPLIT_OBJECTS = 3 * PAGE_SIZE
+
+
+@dataclass
+class Page:
+    data: list[Any]
+    fetched_at: int
+    window: int = 0  # which window the page came from (tests)
+
+
+@dataclass
+class Window:
+    """``created[gte]=lo``, ``created[lt]=hi`` (None: unbounded); objects below ``floor``
+    belong to windows split off this one."""
+
+    lo: int | None
+    hi: int | None
+    floor: int | None
+    number: int = 0
+    top: int | None = None  # created of the first object listed
+    at: int | None = None  # created of the last object listed
+    listed: int = 0
+    done: bool = False
+
+    def rest(self) -> tuple[int, int] | None:
+        """(floor, at): the seconds not reached yet, or None."""
+        if self.done or self.at is None or self.top is None:
+            return None
+        floor = self.floor if self.floor is not None else (self.lo if self.lo is not None else 0)
+        return (floor, self.at) if self.at - floor >= 2 else None
+
+    def estimate(self) -> float:
+        """Objects expected below the position: the rate so far times the seconds left."""
+        rest = self.rest()
+        if rest is None or self.top is None or self.at is None:
+            return 0.0
+        density = self.listed / (self.top - self.at + 1)
+        return density * (rest[1] - rest[0])
+
+
+class _Stop(Exception):
+    pass
+
+
+_END = object()
+
+
+class WindowedListing:
+    """Run ``workers`` threads over the windows of one listing; see the module docstring."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        path: str,
+        params: Iterable[tuple[str, str]],
+        *,
+        lo: int | None = None,
+        hi: int | None = None,
+        workers: int = 8,
+        resource: str,
+        quarantine: Quarantine,
+        notes: RunNotes,
+        page_size: int = PAGE_SIZE,
+        min_split: int = MIN_SPLIT_OBJECTS,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.params = [(k, v) for k, v in params]
+        self.resource = resource
+        self.quarantine = quarantine
+        self.notes = notes
+        self.page_size = page_size
+        self.min_split = min_split
+        self.workers = max(1, workers)
+        self.windows: list[Window] = [Window(lo, hi, None)]
+        self._pending: list[Window] = [self.windows[0]]
+        self._busy = 0
+        self._lock = threading.Condition()
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=2 * self.workers + 2)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.requests = 0
+
+    # -- the consumer ----------------------------------------------------------------------
+    def pages(self) -> Iterator[Page]:
+        """Every page of every window, as fetched; stops the workers when closed early."""
+        self._start()
+        running = len(self._threads)
+        try:
+            while running:
+                item = self._out.get()
+                if item is _END:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            self._stop.set()
+            with self._lock:
+                self._lock.notify_all()
+
+    def _start(self) -> None:
+        for n in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"recon-{self.resource}-{n}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    # -- the workers -----------------------------------------------------------------------
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        raise _Stop
+
+    def _work(self) -> None:
+        try:
+            while (window := self._next_window()) is not None:
+                try:
+                    self._list(window)
+                finally:
+                    with self._lock:
+                        window.done = True
+                        self._busy -= 1
+                        self._lock.notify_all()
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the consumer, which stops the others
+            self._stop.set()
+            try:
+                self._out.put(exc, timeout=5)
+            except queue.Full:
+                pass
+        finally:
+            try:
+                self._out.put(_END, timeout=5)
+            except queue.Full:
+                pass
+
+    def _next_window(self) -> Window | None:
+        """A pending window, else one split off the window with the most work left; None
+        when every window is done."""
+        with self._lock:
+            while not self._stop.is_set():
+                if self._pending:
+                    self._busy += 1
+                    return self._pending.pop(0)
+                split = self._split()
+                if split is not None:
+                    self._busy += 1
+                    return split
+                if self._busy == 0:
+                    self._lock.notify_all()
+                    return None
+                self._lock.wait(timeout=0.5)
+            return None
+
+    def _split(self) -> Window | None:
+        """Under the lock: halve the unreached part of the busiest window."""
+        best = max(self.windows, key=Window.estimate, default=None)
+        if best is None or best.estimate() < self.min_split:
+            return None
+        rest = best.rest()
+        assert rest is not None
+        floor, at = rest
+        mid = floor + (at - floor) // 2  # floor < mid < at: ties at ``at`` stay with ``best``
+        new = Window(floor, mid, None, number=len(self.windows))
+        best.floor = mid
+        self.windows.append(new)
+        return new
+
+    def _list(self, window: Window) -> None:
+        base = [*self.params, ("limit", str(self.page_size))]
+        if window.lo is not None:
+            base.append(("created[gte]", str(window.lo)))
+        if window.hi is not None:
+            base.append(("created[lt]", str(window.hi)))
+        after: str | None = None
+        while not self._stop.is_set():
+            query = base + ([("starting_after", after)] if after else [])
+            where = f"GET {self.path}" + (f" starting_after={after}" if after else "")
+            try:
+                body = self.client.get(self.path, query)
+            except MalformedResponse as exc:
+                self._give_up(exc.raw, f"malformed page ({where}): {exc.reason}")
+                return
+            with self._lock:
+                self.requests += 1
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                self._give_up(dumps(body), f"not a Stripe list ({where})")
+                return
+            with self._lock:
+                floor = window.floor
+            kept: list[Any] = []
+            below = False
+            first: int | None = None
+            last: int | None = None
+            for obj in data:
+                created = obj.get("created") if isinstance(obj, dict) else None
+                if isinstance(created, int) and not isinstance(created, bool):
+                    if floor is not None and created < floor:
+                        below = True
+                        break
+                    first = created if first is None else first
+                    last = created
+                kept.append(obj)
+            with self._lock:
+                if first is not None and window.top is None:
+                    window.top = first
+                if last is not None:
+                    window.at = last
+                window.listed += len(kept)
+                self._lock.notify_all()
+            if kept:
+                self._put(Page(kept, utcnow(), window.number))
+            if below or not body.get("has_more") or not data:
+                return
+            tail = data[-1].get("id") if isinstance(data[-1], dict) else None
+            if not isinstance(tail, str):
+                self._give_up(dumps(data[-1]), f"no id to page on ({where})")
+                return
+            after = tail
+
+    def _give_up(self, raw: Any, reason: str) -> None:
+        self.quarantine.add(self.resource, None, raw, reason)
+        self.notes.incomplete.add(self.resource)
+        self.notes.warn(f"stripe.{self.resource}: {reason}; quarantined, the listing stops here")
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        raise _Stop

@@ -1,0 +1,315 @@
+"""Build the models: ``dbt build`` (seeds, models, data tests, unit tests) over the warehouse.
+
+A thin layer over dbt's programmatic runner (``dbtRunner``): it points the repository's dbt
+project and profile at the warehouse, runs ``dbt build`` in-process, and returns one outcome
+per node, so that the CLI (``recon build``) can show a clear summary and the right exit code:
+1 when a model, test or unit test fails, 2 when dbt cannot run at all (configuration,
+compilation, connection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from recon.config import ConfigError, Settings
+from recon.errors import CheckFailed
+
+TARGETS = ("duckdb", "postgres")
+#: The statuses of a node that mean the build failed.
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "partial success"})
+
+
+def project_dir() -> Path:
+    """The dbt project: RECON_DBT_PROJECT_DIR, else the repository this package lives in."""
+    configured = os.environ.get("RECON_DBT_PROJECT_DIR")
+    root = Path(configured) if configured else Path(__file__).resolve().parent.parent
+    if not (root / "dbt_project.yml").is_file():
+        raise ConfigError(
+            f"no dbt project at {root}: run recon from its repository checkout "
+            "or set RECON_DBT_PROJECT_DIR"
+        )
+    return root
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """What became of one node (model, seed, data test, unit test, exposure)."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    status: str
+    message: str
+    seconds: float
+    failures: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    def line(self) -> str:
+        """One line for the terminal: status, kind, name and the first line of the message."""
+        detail = (self.message or "").strip().splitlines()
+        first = next((d.strip() for d in detail if d.strip()), "")
+        if self.failures:
+            first = f"{self.failures} failing row(s)" + (f": {first}" if first else "")
+        return f"{self.status.upper()} {self.resource_type} {self.name}" + (
+            f": {first}" if first else ""
+        )
+
+
+@dataclass
+class BuildResult:
+    """The outcome of one ``dbt build``."""
+
+    target: str
+    success: bool
+    seconds: float
+    outcomes: list[NodeOutcome] = field(default_factory=list)
+    error: str | None = None  # dbt could not run (configuration, compilation, connection)
+
+    @property
+    def failed(self) -> list[NodeOutcome]:
+        return [o for o in self.outcomes if o.failed]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Outcomes per resource type and status, e.g. ``{"model": {"success": 30}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for o in self.outcomes:
+            per_type = out.setdefault(o.resource_type, {})
+            per_type[o.status] = per_type.get(o.status, 0) + 1
+        return out
+
+
+class BuildFailed(CheckFailed):
+    """A model, data test or unit test failed (exit 1)."""
+
+
+class BuildConfigError(ConfigError):
+    """dbt could not run the build at all (exit 2)."""
+
+
+def postgres_env_from_dsn(dsn: str) -> dict[str, str]:
+    """The profile's postgres variables from ``postgresql://user:password@host:port/db``."""
+    parsed = urlparse(dsn)
+    if parsed.scheme not in ("postgres", "postgresql") or not parsed.hostname:
+        raise ConfigError(
+            "RECON_POSTGRES_DSN must look like postgresql://user:password@host:port/db"
+        )
+    env = {
+        "RECON_PG_HOST": parsed.hostname,
+        "RECON_PG_PORT": str(parsed.port or 5432),
+        "RECON_PG_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
+    }
+    if parsed.username:
+        env["RECON_PG_USER"] = unquote(parsed.username)
+    if parsed.password:
+        env["DBT_ENV_SECRET_RECON_PG_PASSWORD"] = unquote(parsed.password)
+    return env
+
+
+def build_env(settings: Settings, target: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables the profile (profiles.yml) reads for this build."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    env = {"RECON_DBT_TARGET": target}
+    if target == "duckdb":
+        env["RECON_WAREHOUSE"] = str(settings.warehouse.expanduser().resolve())
+    else:
+        dsn = environ.get("RECON_POSTGRES_DSN", "")
+        if dsn:
+            env.update(postgres_env_from_dsn(dsn))
+        elif not environ.get("RECON_PG_HOST"):
+            raise ConfigError(
+                "no PostgreSQL connection: set RECON_POSTGRES_DSN "
+                "(postgresql://user:password@host:port/db)"
+            )
+    return env
+
+
+def dbt_args(
+    *,
+    target: str,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    vars: Mapping[str, Any] | None = None,
+    full_refresh: bool = False,
+    threads: int | None = None,
+    quiet: bool = True,
+    project: Path | None = None,
+    target_path: Path | None = None,
+    log_path: Path | None = None,
+    indirect_selection: str | None = None,
+) -> list[str]:
+    """The ``dbt build`` command line (without the ``dbt``)."""
+    root = project or project_dir()
+    args = [
+        "build",
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root),
+        "--target",
+        target,
+    ]
+    if quiet:
+        args.append("--quiet")
+    for s in select:
+        args += ["--select", s]
+    for e in exclude:
+        args += ["--exclude", e]
+    if vars:
+        args += ["--vars", json.dumps(dict(vars), sort_keys=True)]
+    if full_refresh:
+        args.append("--full-refresh")
+    if threads:
+        args += ["--threads", str(threads)]
+    if indirect_selection is not None:
+        args += ["--indirect-selection", indirect_selection]
+    if target_path is not None:
+        args += ["--target-path", str(target_path)]
+    if log_path is not None:
+        args += ["--log-path", str(log_path)]
+    return args
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _outcome(result: Any) -> NodeOutcome:
+    node = result.node
+    status = str(getattr(result.status, "value", result.status))
+    return NodeOutcome(
+        unique_id=str(node.unique_id),
+        name=str(node.name),
+        resource_type=str(getattr(node.resource_type, "value", node.resource_type)),
+        status=status,
+        message=str(result.message or ""),
+        seconds=float(result.execution_time or 0.0),
+        failures=getattr(result, "failures", None) or None,
+    )
+
+
+def release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run, so that
+    the warehouse file can be opened again (read-only, or by another process)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            close = getattr(env, "close", None)
+            if callable(close):
+                close()
+
+
+#: Called with (event name, node name, resource type, status) as nodes start and finish.
+NodeCallback = Callable[[str, str, str, str], None]
+
+
+def _event_callback(on_node: NodeCallback) -> Callable[[Any], None]:
+    def callback(event: Any) -> None:
+        name = event.info.name
+        if name not in ("NodeStart", "NodeFinished"):
+            return
+        info = event.data.node_info
+        on_node(name, info.node_name, info.resource_type, info.node_status)
+
+    return callback
+
+
+def build(
+    settings: Settings,
+    *,
+    target: str = "duckdb",
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    vars: Mapping[str, Any] | None = None,
+    full_refresh: bool = False,
+    threads: int | None = None,
+    quiet: bool = True,
+    on_node: NodeCallback | None = None,
+    environ: Mapping[str, str] | None = None,
+    target_path: Path | None = None,
+    log_path: Path | None = None,
+    indirect_selection: str | None = None,
+) -> BuildResult:
+    """Run ``dbt build`` on the warehouse of ``settings`` (or the postgres target).
+
+    ``target_path`` and ``log_path`` (default: target/ and logs/ in the project) let builds
+    of different warehouses run side by side; ``indirect_selection`` is dbt's (``cautious``:
+    only the tests whose parents are all selected).
+    """
+    from dbt.cli.main import dbtRunner
+
+    env = build_env(settings, target, os.environ if environ is None else environ)
+    args = dbt_args(
+        target=target,
+        select=select,
+        exclude=exclude,
+        vars=vars,
+        full_refresh=full_refresh,
+        threads=threads,
+        quiet=quiet,
+        target_path=target_path,
+        log_path=log_path,
+        indirect_selection=indirect_selection,
+    )
+    callbacks = [_event_callback(on_node)] if on_node is not None else []
+    started = time.monotonic()
+    with _environment(env):
+        try:
+            res = dbtRunner(callbacks=callbacks).invoke(args)
+        finally:
+            if target == "duckdb":
+                release_duckdb()
+    seconds = time.monotonic() - started
+    outcomes = [_outcome(r) for r in getattr(res.result, "results", None) or []]
+    error = None
+    if res.exception is not None:
+        error = " ".join(str(res.exception).split())
+    elif not res.success and not any(o.failed for o in outcomes):
+        error = "dbt build did not succeed (see logs/dbt.log)"
+    elif not outcomes and (select or exclude):
+        error = "the selection matched no node (check --select / --exclude)"
+    return BuildResult(
+        target=target,
+        success=bool(res.success) and error is None,
+        seconds=seconds,
+        outcomes=outcomes,
+        error=error,
+    )
+
+
+def raise_for_result(result: BuildResult) -> None:
+    """Exit codes of ``recon build``: 2 when dbt could not run, 1 when a node failed."""
+    if result.error is not None:
+        raise BuildConfigError(f"dbt build could not run: {result.error}")
+    failed = result.failed
+    if failed:
+        raise BuildFailed(
+            f"dbt build failed: {len(failed)} of {len(result.outcomes)} nodes "
+            f"({', '.join(sorted({o.resource_type for o in failed}))}); see the lines above"
+        )

@@ -1,0 +1,162 @@
+"""Concurrent ``created`` windows over a Stripe list: every object exactly once.
+
+A fake Stripe list endpoint (newest first, ``starting_after``, ``created[gte|lt]``) with
+many objects per second, so that window edges fall among ties.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from pipelines.common.records import Quarantine, RunNotes
+from pipelines.stripe.helpers import stripe_client
+from pipelines.stripe.windows import Page, WindowedListing
+from recon.config import STRIPE_API_VERSION
+from recon.http import RetryPolicy
+
+FAST = RetryPolicy(attempts=3, backoff_base_s=0.001, backoff_max_s=0.01, timeout_s=5.0)
+
+
+class FakeList:
+    """``/v1/things``: objects newest first (ties in insertion order, newest inserted first)."""
+
+    def __init__(self, created: list[int], *, delay_s: float = 0.0) -> None:
+        self.objects: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.delay_s = delay_s
+        self.requests = 0
+        self.on_request: Any = None
+        for c in created:
+            self.add(c)
+
+    def add(self, created: int) -> str:
+        with self.lock:
+            oid = f"obj_{len(self.objects):06d}"
+            self.objects.append({"id": oid, "object": "thing", "created": created})
+            return oid
+
+    def ordered(self) -> list[dict[str, Any]]:
+        # newest first; among equal ``created`` the later inserted first (as Stripe)
+        with self.lock:
+            rows = list(enumerate(self.objects))
+        return [o for _, o in sorted(rows, key=lambda r: (-r[1]["created"], -r[0]))]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with self.lock:
+            self.requests += 1
+            n = self.requests
+        if self.on_request is not None:
+            self.on_request(n)
+        q = dict(parse_qsl(request.url.query.decode()))
+        gte = int(q["created[gte]"]) if "created[gte]" in q else None
+        lt = int(q["created[lt]"]) if "created[lt]" in q else None
+        rows = [
+            o
+            for o in self.ordered()
+            if (gte is None or o["created"] >= gte) and (lt is None or o["created"] < lt)
+        ]
+        if "starting_after" in q:
+            ids = [o["id"] for o in rows]
+            rows = rows[ids.index(q["starting_after"]) + 1 :]
+        limit = int(q.get("limit", "10"))
+        page = rows[:limit]
+        body = {"object": "list", "data": page, "has_more": len(rows) > limit, "url": "/v1/x"}
+        return httpx.Response(200, json=body, headers={"Date": "Tue, 30 Jun 2026 12:00:00 GMT"})
+
+
+def listing(fake: FakeList, **kw: Any) -> tuple[list[Page], WindowedListing]:
+    client = stripe_client(
+        "sk_test_windows",
+        "http://stripe.test",
+        STRIPE_API_VERSION,
+        retry=FAST,
+        transport=httpx.MockTransport(fake),
+        rate_limit_per_s=0,
+    )
+    kw.setdefault("workers", 4)
+    kw.setdefault("page_size", 10)
+    kw.setdefault("min_split", 20)
+    wl = WindowedListing(
+        client, "/v1/things", (), resource="things", quarantine=Quarantine("s"), notes=RunNotes(), **kw
+    )
+    pages = list(wl.pages())
+    client.close()
+    return pages, wl
+
+
+def objects(pages: list[Page]) -> list[dict[str, Any]]:
+    return [obj for page in pages for obj in page.data]
+
+
+def _created(n: int, *, per_second: int, start: int = 1_700_000_000) -> list[int]:
+    return [start + k // per_second for k in range(n)]
+
+
+@pytest.mark.parametrize("per_second", [1, 7, 35])
+def test_windows_list_every_object_exactly_once_ties_at_the_edges(per_second: int) -> None:
+    fake = FakeList(_created(1000, per_second=per_second), delay_s=0.002)
+    pages, wl = listing(fake)
+    counts = Counter(o["id"] for o in objects(pages))
+    assert len(wl.windows) > 1  # it did split
+    assert sorted(counts) == sorted(o["id"] for o in fake.objects)
+    assert set(counts.values()) == {1}
+    # every object is inside its window's half-open range and above its floor, and each
+    # window hands its objects out in Stripe's order (newest first, ties as listed)
+    order = {o["id"]: k for k, o in enumerate(fake.ordered())}
+    for w in wl.windows:
+        mine = [o for p in pages if p.window == w.number for o in p.data]
+        assert all(w.lo is None or o["created"] >= w.lo for o in mine)
+        assert all(w.hi is None or o["created"] < w.hi for o in mine)
+        assert all(w.floor is None or o["created"] >= w.floor for o in mine)
+        assert [order[o["id"]] for o in mine] == sorted(order[o["id"]] for o in mine)
+    _, alone = listing(FakeList(_created(300, per_second=per_second)), workers=1)
+    assert len(alone.windows) == 1  # one worker has no one to split for
+
+
+def test_a_window_split_hands_the_older_half_to_a_new_window() -> None:
+    fake = FakeList(_created(400, per_second=4))  # 100 seconds, 4 objects each
+    pages, wl = listing(fake, workers=2, page_size=10, min_split=20)
+    assert sorted(o["id"] for o in objects(pages)) == sorted(o["id"] for o in fake.objects)
+    first, second = wl.windows[0], wl.windows[1]
+    # the first split: the new window is [floor, mid), the old one stops at mid
+    assert second.lo is not None and second.hi is not None
+    assert first.floor is not None and first.floor >= second.hi
+    assert second.hi - second.lo >= 1
+
+
+def test_objects_created_during_the_run_do_not_disturb_older_ones() -> None:
+    start = 1_700_000_000
+    fake = FakeList(_created(600, per_second=3, start=start), delay_s=0.002)
+    newest = max(o["created"] for o in fake.objects)
+    added: list[str] = []
+
+    def arrive(n: int) -> None:
+        if n % 5 == 0:  # new objects keep arriving, some in the newest second (a tie)
+            added.append(fake.add(newest + (n % 2)))
+
+    fake.on_request = arrive
+    pages, _ = listing(fake, lo=start)
+    ids = Counter(o["id"] for o in objects(pages))
+    assert set(ids.values()) == {1}
+    before = {f"obj_{k:06d}" for k in range(600)}
+    assert before <= set(ids)  # nothing that existed before the run is missed
+    assert set(ids) - before <= set(added)
+
+
+def test_a_lower_bound_is_respected_at_the_edge() -> None:
+    start = 1_700_000_000
+    fake = FakeList(_created(500, per_second=5, start=start))
+    edge = start + 40  # objects at exactly ``edge`` are in, one second before are out
+    got = objects(listing(fake, lo=edge)[0])
+    want = sorted(o["id"] for o in fake.objects if o["created"] >= edge)
+    assert sorted(o["id"] for o in got) == want
+    assert min(o["created"] for o in got) == edge
