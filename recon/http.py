@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -27,7 +28,7 @@ import httpx
 import orjson
 import tenacity
 
-from recon.errors import ExitCode, ReconError
+from recon.errors import ExitCode, ReconError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,30 @@ class RollingWindowLimiter:
                 self._calls.append(now)
 
 
+def default_timeout_s(default: float = 30.0) -> float:
+    """The HTTP clients' per-request timeout: ``RECON_HTTP_TIMEOUT_S`` (seconds), else 30.
+
+    A hook for the chaos run (``recon chaos``), whose sandbox stalls answers past a short
+    client timeout so that timeouts cost seconds rather than half a minute each.
+    """
+    raw = os.environ.get("RECON_HTTP_TIMEOUT_S", "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"RECON_HTTP_TIMEOUT_S must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise UsageError(f"RECON_HTTP_TIMEOUT_S must be positive, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
     backoff_base_s: float = 0.2
     backoff_max_s: float = 30.0
-    timeout_s: float = 30.0
+    timeout_s: float = field(default_factory=default_timeout_s)
 
 
 @dataclass

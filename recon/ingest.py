@@ -340,7 +340,10 @@ def ingest_source(
                 _add(result.rows_loaded, _row_counts(pipeline.normalize()))
                 pipeline.load()
             t = time.perf_counter()
-            pipeline.extract(dlt_source)
+            try:
+                pipeline.extract(dlt_source)
+            finally:
+                notes.clean_up()
             result.phases["extract"] = time.perf_counter() - t
             _test_kill_point("extracted")
             t = time.perf_counter()

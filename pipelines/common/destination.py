@@ -38,17 +38,19 @@ def direct_key(table: PreparedTableSchema) -> list[str] | None:
     """The primary key a ``merge`` table is written on directly, or None (dlt's staging)."""
     if table.get("write_disposition") != "merge" or table.get("parent"):
         return None
-    strategy = table.get("x-merge-strategy")  # type: ignore[typeddict-item]
+    strategy = table.get("x-merge-strategy")
     if strategy not in DIRECT_STRATEGIES:
         return None
     columns = table.get("columns", {})
-    if any(get_columns_names_with_prop(table, h) for h in ("merge_key", "hard_delete", "dedup_sort")):
+    if any(
+        get_columns_names_with_prop(table, h) for h in ("merge_key", "hard_delete", "dedup_sort")
+    ):
         return None
     key = get_columns_names_with_prop(table, "primary_key")
     return key if key and all(k in columns for k in key) else None
 
 
-class DirectMergeJob(DuckDbCopyJob):
+class DirectMergeJob(DuckDbCopyJob):  # type: ignore[misc]
     """Apply one parquet file to its final table on the primary key, in one statement."""
 
     def __init__(self, file_path: str, key: Sequence[str], strategy: str) -> None:
@@ -62,9 +64,7 @@ class DirectMergeJob(DuckDbCopyJob):
         table = sql.make_qualified_table_name(self.load_table_name)
         path = self._file_path.replace("'", "''")
         source = f"read_parquet('{path}', union_by_name=true)"
-        on = " and ".join(
-            f"d.{c} = s.{c}" for c in (sql.escape_column_name(k) for k in self.key)
-        )
+        on = " and ".join(f"d.{c} = s.{c}" for c in (sql.escape_column_name(k) for k in self.key))
         if self.strategy == "insert-only":
             statement = (
                 f"insert into {table} by name select * from {source} s "
@@ -76,18 +76,18 @@ class DirectMergeJob(DuckDbCopyJob):
                 "when matched then update by name when not matched then insert by name"
             )
         sql.execute_sql(statement)
-        _test_kill_point("job-applied")
+        _test_kill_point(f"job-applied:{self.load_table_name}")
 
 
 def _test_kill_point(point: str) -> None:
-    """Crash tests: ``RECON_INGEST_KILL_AT=job-applied`` SIGKILLs the process right after a
-    job's statement committed, before dlt records the job as done (its rerun applies it
-    again: it must change nothing)."""
+    """Crash tests: ``RECON_INGEST_KILL_AT=job-applied:<table>`` SIGKILLs the process right
+    after that table's statement committed, before dlt records the job as done (the rerun
+    applies the job again: that must change nothing)."""
     if os.environ.get("RECON_INGEST_KILL_AT") == point:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class ReconDuckDbClient(DuckDbClient):
+class ReconDuckDbClient(DuckDbClient):  # type: ignore[misc]
     """dlt's DuckDB client; ``merge`` tables with a direct key skip the staging dataset."""
 
     def _direct_key(self, table: PreparedTableSchema) -> list[str] | None:
@@ -116,7 +116,7 @@ class ReconDuckDbClient(DuckDbClient):
         return job
 
 
-class recon_duckdb(duckdb_factory):  # noqa: N801 (dlt names destination factories so)
+class recon_duckdb(duckdb_factory):  # type: ignore[misc]
     """dlt's ``duckdb`` destination with :class:`ReconDuckDbClient`."""
 
     @property

@@ -243,6 +243,12 @@ class RunNotes:
     progress: ProgressFn = no_progress
     warnings: list[str] = field(default_factory=list)
     incomplete: set[str] = field(default_factory=set)
+    # called when the run ends, however it ends (e.g. stop fetchers nobody will read)
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
+
+    def clean_up(self) -> None:
+        while self.cleanups:
+            self.cleanups.pop()()
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -4,11 +4,14 @@
   window are kept in state so that a re-listed event is not extracted again, and the table
   is insert-only on ``id`` (the first landed copy wins; webhook copies dedupe the same way).
 * ``customers`` … ``invoices``: a full listing on the first run, on ``full_refresh`` and
-  every ``reconcile_every_days``; otherwise new objects by their ``created`` cursor (lists
-  are newest first, so the listing stops at the cursor), changed ones (ids in new events)
+  every ``reconcile_every_days``; otherwise new objects by their ``created`` cursor (listed
+  from the cursor up, ``created[gte]``), changed ones (ids in new events)
   retrieved one by one, or re-listed when there are many, deleted ones from their
   ``*.deleted`` events with the last payload.  Merged on ``id``.
 * ``quarantine``: records whose typed columns cannot be read, with their reasons.
+
+Every list is fetched as concurrent ``created`` windows (``windows.py``), paced under
+Stripe's rate limit.
 
 The resources must be extracted in order (``[extract] next_item_mode = "fifo"``): objects
 read the changes that the events resource found.  State moves with the data: dlt commits it
@@ -84,6 +87,57 @@ def stripe_source(
     run_notes: RunNotes = notes or RunNotes()
     quarantine = Quarantine("stripe")
     changes = EventChanges()
+    # object listings started while the events are listed (see start_object_listings)
+    prefetch: dict[str, WindowedListing] = {}
+
+    def close_prefetched() -> None:
+        for listing in prefetch.values():
+            listing.close()
+
+    run_notes.cleanups.append(close_prefetched)
+
+    def plan(spec: StripeObject) -> tuple[dict[str, Any], int, bool]:
+        """(state, clock, full): whether this run lists all of ``spec`` again."""
+        state = dlt.current.source_state().setdefault("objects", {}).setdefault(spec.table, {})
+        clock = int(api.source_clock.timestamp() if api.source_clock else time.time())
+        full_at: int | None = state.get("full_at")
+        full = (
+            full_refresh
+            or full_at is None
+            or clock - full_at >= reconcile_every_days * 86400
+            or "cursor" not in state
+        )
+        return state, clock, full
+
+    def object_listing(spec: StripeObject, lo: int | None) -> WindowedListing:
+        ready = prefetch.pop(spec.table, None)
+        if ready is not None and ready.lo == lo:
+            return ready
+        if ready is not None:
+            ready.close()
+        return WindowedListing(
+            api,
+            spec.path,
+            spec.list_params,
+            lo=lo,
+            workers=list_workers,
+            resource=spec.table,
+            quarantine=quarantine,
+            notes=run_notes,
+        )
+
+    def start_object_listings() -> None:
+        """Start every object listing once the first page of events is in: pages fetched
+        from then on are newer than every event this run can list (new events are newer
+        than its first page), so an object is never landed older than an event of this
+        run says it is.  Only the fetching is early: the rows are made after the events
+        (they need the changes the events tell of).  Each listing runs a queue ahead, so
+        the rate limit is used while one resource ends and the next begins."""
+        for spec in OBJECTS:
+            state, _, full = plan(spec)
+            listing = object_listing(spec, None if full else state.get("cursor"))
+            listing.start()
+            prefetch[spec.table] = listing
 
     def events() -> Iterator[pa.Table]:
         state = dlt.current.source_state().setdefault("events", {})
@@ -103,6 +157,8 @@ def stripe_source(
             quarantine=quarantine,
             notes=run_notes,
         ).pages():
+            if not prefetch:
+                start_object_listings()
             for obj in page.data:
                 try:
                     row = event_row(obj, page.fetched_at)
@@ -136,15 +192,7 @@ def stripe_source(
                 "the stripe source must be extracted in order: set [extract] "
                 'next_item_mode = "fifo" (recon ingest does)'
             )
-        state = dlt.current.source_state().setdefault("objects", {}).setdefault(spec.table, {})
-        clock = int(api.source_clock.timestamp() if api.source_clock else time.time())
-        full_at: int | None = state.get("full_at")
-        full = (
-            full_refresh
-            or full_at is None
-            or clock - full_at >= reconcile_every_days * 86400
-            or "cursor" not in state
-        )
+        state, clock, full = plan(spec)
         deleted = changes.deleted(spec.table)
         buf = RowBuffer(OBJECT_SCHEMA, batch_rows=batch_rows)
         landed: set[str] = set()
@@ -172,16 +220,7 @@ def stripe_source(
             nonlocal newest, ties, yielded
             top: int | None = None
             top_ids: set[str] = set()
-            for page in WindowedListing(
-                api,
-                spec.path,
-                spec.list_params,
-                lo=stop_at,
-                workers=list_workers,
-                resource=spec.table,
-                quarantine=quarantine,
-                notes=run_notes,
-            ).pages():
+            for page in object_listing(spec, stop_at).pages():
                 for obj in page.data:
                     created = obj.get("created") if isinstance(obj, dict) else None
                     if isinstance(created, int) and stop_at is not None:

@@ -37,8 +37,12 @@ from pipelines.common.records import Quarantine, RunNotes, dumps, utcnow
 from pipelines.stripe.settings import PAGE_SIZE
 from recon.http import ApiClient, MalformedResponse
 
-# Split a window only when its estimated rest is worth two new windows' partial pages.
-MIN_SPLIT_OBJECTS = 3 * PAGE_SIZE
+# Split a window only when its estimated rest is this many objects: each window ends in a
+# partial page (a request that brings less than a page), so splitting early costs requests;
+# when most workers are idle (the tail of a listing) smaller rests are split too, since an
+# idle request slot costs more than a partial page.
+MIN_SPLIT_OBJECTS = 10 * PAGE_SIZE
+MIN_SPLIT_OBJECTS_IDLE = 3 * PAGE_SIZE
 
 
 @dataclass
@@ -102,15 +106,18 @@ class WindowedListing:
         notes: RunNotes,
         page_size: int = PAGE_SIZE,
         min_split: int = MIN_SPLIT_OBJECTS,
+        min_split_idle: int = MIN_SPLIT_OBJECTS_IDLE,
     ) -> None:
         self.client = client
         self.path = path
         self.params = [(k, v) for k, v in params]
+        self.lo = lo
         self.resource = resource
         self.quarantine = quarantine
         self.notes = notes
         self.page_size = page_size
         self.min_split = min_split
+        self.min_split_idle = min(min_split, min_split_idle)
         self.workers = max(1, workers)
         self.windows: list[Window] = [Window(lo, hi, None)]
         self._pending: list[Window] = [self.windows[0]]
@@ -118,13 +125,14 @@ class WindowedListing:
         self._lock = threading.Condition()
         self._out: queue.Queue[Any] = queue.Queue(maxsize=2 * self.workers + 2)
         self._stop = threading.Event()
+        self._closed = threading.Event()  # the consumer stopped reading
         self._threads: list[threading.Thread] = []
         self.requests = 0
 
     # -- the consumer ----------------------------------------------------------------------
     def pages(self) -> Iterator[Page]:
         """Every page of every window, as fetched; stops the workers when closed early."""
-        self._start()
+        self.start()
         running = len(self._threads)
         try:
             while running:
@@ -136,15 +144,26 @@ class WindowedListing:
                 else:
                     yield item
         finally:
+            self._closed.set()
             self._stop.set()
             with self._lock:
                 self._lock.notify_all()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start fetching (before anyone reads: up to the queue's size ahead)."""
+        if self._threads:
+            return
         for n in range(self.workers):
             t = threading.Thread(target=self._work, name=f"recon-{self.resource}-{n}", daemon=True)
             self._threads.append(t)
             t.start()
+
+    def close(self) -> None:
+        """Stop the workers (a listing started but never read)."""
+        self._closed.set()
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
 
     # -- the workers -----------------------------------------------------------------------
     def _put(self, item: Any) -> None:
@@ -170,15 +189,18 @@ class WindowedListing:
             pass
         except BaseException as exc:  # handed to the consumer, which stops the others
             self._stop.set()
-            try:
-                self._out.put(exc, timeout=5)
-            except queue.Full:
-                pass
+            self._hand_over(exc)
         finally:
+            self._hand_over(_END)
+
+    def _hand_over(self, item: Any) -> None:
+        """Put ``item`` for the consumer however long it takes, unless it has gone."""
+        while not self._closed.is_set():
             try:
-                self._out.put(_END, timeout=5)
+                self._out.put(item, timeout=0.05)
+                return
             except queue.Full:
-                pass
+                continue
 
     def _next_window(self) -> Window | None:
         """A pending window, else one split off the window with the most work left; None
@@ -201,13 +223,25 @@ class WindowedListing:
     def _split(self) -> Window | None:
         """Under the lock: halve the unreached part of the busiest window."""
         best = max(self.windows, key=Window.estimate, default=None)
-        if best is None or best.estimate() < self.min_split:
+        idle = self._busy < max(1, self.workers // 2)
+        if best is None or best.estimate() < (self.min_split_idle if idle else self.min_split):
             return None
         rest = best.rest()
-        assert rest is not None
+        assert rest is not None and best.at is not None and best.top is not None
         floor, at = rest
-        mid = floor + (at - floor) // 2  # floor < mid < at: ties at ``at`` stay with ``best``
-        new = Window(floor, mid, None, number=len(self.windows))
+        # floor < mid < at: the ties at ``at`` stay with ``best``
+        mid = floor + (at - floor) // 2
+        lo: int | None = floor
+        if best.floor is None and best.lo is None:
+            # no lower bound known (a first listing): halving the time since 1970 would
+            # mostly make empty windows; ``best`` keeps about ``min_split`` objects below
+            # its position instead and the new window takes everything older, so it too
+            # starts with a full page (and is split the same way in its turn)
+            density = best.listed / (best.top - best.at + 1)
+            keep = max(1, int(self.min_split / max(density, 1e-9)))
+            if at - keep > floor:
+                mid, lo = at - keep, None
+        new = Window(lo, mid, None, number=len(self.windows))
         best.floor = mid
         self.windows.append(new)
         return new

@@ -26,6 +26,7 @@ import orjson
 import tenacity
 
 from recon.errors import ExitCode, ReconError
+from recon.http import default_timeout_s
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
     rate_limit_waits: int = 30  # 429s tolerated per request before giving up
-    timeout_s: float = 30.0
+    timeout_s: float = field(default_factory=default_timeout_s)  # RECON_HTTP_TIMEOUT_S
 
 
 @dataclass

@@ -65,7 +65,10 @@ def _ingest_cmd(sb: SandboxHandle, warehouse: Path, **env: str) -> tuple[list[st
     return [sys.executable, "-m", "recon.cli", "ingest", "--quiet"], full_env
 
 
-@pytest.mark.parametrize("kill", ["extracted", "normalized", "job-applied", "timed"])
+@pytest.mark.parametrize(
+    "kill",
+    ["extracted", "normalized", "job-applied:events", "job-applied:subscriptions", "timed"],
+)
 def test_a_run_killed_half_way_and_rerun_equals_an_uninterrupted_run(
     sandbox: SandboxHandle, settings: Settings, tmp_path: Path, kill: str
 ) -> None:

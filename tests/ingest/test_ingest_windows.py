@@ -86,7 +86,13 @@ def listing(fake: FakeList, **kw: Any) -> tuple[list[Page], WindowedListing]:
     kw.setdefault("page_size", 10)
     kw.setdefault("min_split", 20)
     wl = WindowedListing(
-        client, "/v1/things", (), resource="things", quarantine=Quarantine("s"), notes=RunNotes(), **kw
+        client,
+        "/v1/things",
+        (),
+        resource="things",
+        quarantine=Quarantine("s"),
+        notes=RunNotes(),
+        **kw,
     )
     pages = list(wl.pages())
     client.close()
@@ -122,15 +128,20 @@ def test_windows_list_every_object_exactly_once_ties_at_the_edges(per_second: in
     assert len(alone.windows) == 1  # one worker has no one to split for
 
 
-def test_a_window_split_hands_the_older_half_to_a_new_window() -> None:
-    fake = FakeList(_created(400, per_second=4))  # 100 seconds, 4 objects each
-    pages, wl = listing(fake, workers=2, page_size=10, min_split=20)
+@pytest.mark.parametrize("bounded", [True, False])
+def test_a_window_split_hands_the_older_part_to_a_new_window(bounded: bool) -> None:
+    start = 1_700_000_000
+    fake = FakeList(_created(400, per_second=4, start=start))  # 100 s, 4 objects each
+    lo = start if bounded else None
+    pages, wl = listing(fake, workers=2, page_size=10, min_split=20, lo=lo)
     assert sorted(o["id"] for o in objects(pages)) == sorted(o["id"] for o in fake.objects)
     first, second = wl.windows[0], wl.windows[1]
-    # the first split: the new window is [floor, mid), the old one stops at mid
-    assert second.lo is not None and second.hi is not None
-    assert first.floor is not None and first.floor >= second.hi
-    assert second.hi - second.lo >= 1
+    # the old window stops at the new one's upper edge: [.., mid) and [mid, ..)
+    assert second.hi is not None and first.floor == second.hi
+    if bounded:  # halved: [lo, mid) with mid in the middle of what was not reached
+        assert second.lo == start and start < second.hi < start + 100
+    else:  # no lower bound known: the old window keeps ~min_split objects, the rest is new
+        assert second.lo is None and first.listed < 200
 
 
 def test_objects_created_during_the_run_do_not_disturb_older_ones() -> None:
