@@ -32,5 +32,10 @@ pytest:
 bench: setup
 	$(RUN) recon bench --size S
 
+# Crash and fault the whole pipeline (SIGKILLs in ingest, build and sync; 5xx, dropped
+# connections, timeouts, slow answers, 429 storms) and check it converges to a clean run.
+chaos: setup
+	$(RUN) recon chaos
+
 clean:
 	rm -rf target logs .pytest_cache .mypy_cache .ruff_cache recon.duckdb* worlds/

@@ -2,13 +2,7 @@
     versions name the coupon as `source.coupon` (an id, or the coupon object when expanded),
     older ones as `coupon` (an object). Ends with a trailing comma. -#}
 {% macro discount_columns(expr) -%}
-    coalesce(
-        {{ recon.json_str(expr, 'id') }},
-        {#- discounts of the oldest API versions have no id: name them by what they hold -#}
-        'di_legacy_' || coalesce({{ recon.json_str(expr, 'subscription') }}, {{ recon.json_str(expr, 'customer') }}, '')
-        || '_' || coalesce({{ recon.discount_coupon_id(expr) }}, '')
-        || '_' || coalesce({{ recon.json_str(expr, 'start') }}, '')
-    ) as discount_id,
+    {{ recon.discount_id(expr) }} as discount_id,
     {{ recon.discount_coupon_id(expr) }} as coupon_id,
     case
         when {{ recon.json_type(expr, 'source.coupon') }} = 'object' then {{ recon.json_get(expr, 'source.coupon') }}
@@ -46,4 +40,16 @@
         when {{ recon.json_type(expr, 'coupon') }} = 'object' then {{ recon.json_str(expr, 'coupon.id') }}
         when {{ recon.json_type(expr, 'coupon') }} = 'string' then {{ recon.json_str(expr, 'coupon') }}
     end
+{%- endmacro %}
+
+
+{#- discount_id(expr): a discount object's id; discounts of the oldest API versions have none
+    and are named by what they hold (subscription or customer, coupon, start). -#}
+{% macro discount_id(expr) -%}
+    coalesce(
+        {{ recon.json_str(expr, 'id') }},
+        'di_legacy_' || coalesce({{ recon.json_str(expr, 'subscription') }}, {{ recon.json_str(expr, 'customer') }}, '')
+        || '_' || coalesce({{ recon.discount_coupon_id(expr) }}, '')
+        || '_' || coalesce({{ recon.json_str(expr, 'start') }}, '')
+    )
 {%- endmacro %}

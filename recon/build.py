@@ -255,16 +255,21 @@ def build(
     target_path: Path | None = None,
     log_path: Path | None = None,
     indirect_selection: str | None = None,
+    unit_tests: bool = True,
 ) -> BuildResult:
     """Run ``dbt build`` on the warehouse of ``settings`` (or the postgres target).
 
     ``target_path`` and ``log_path`` (default: target/ and logs/ in the project) let builds
     of different warehouses run side by side; ``indirect_selection`` is dbt's (``cautious``:
-    only the tests whose parents are all selected).
+    only the tests whose parents are all selected). ``unit_tests=False`` leaves the dbt unit
+    tests out: they check the SQL, not the data, and cost about half of a small build, so a
+    scheduled run after a small ingest may skip them (CI and ``recon build`` run them).
     """
     from dbt.cli.main import dbtRunner
 
     env = build_env(settings, target, os.environ if environ is None else environ)
+    if not unit_tests:
+        exclude = [*exclude, "test_type:unit"]
     args = dbt_args(
         target=target,
         select=select,

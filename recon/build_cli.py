@@ -82,6 +82,11 @@ def build_command(
     ),
     target: str = typer.Option("duckdb", "--target", help="duckdb or postgres."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="dbt threads."),
+    skip_unit_tests: bool = typer.Option(
+        False,
+        "--skip-unit-tests",
+        help="Leave out the dbt unit tests (they test the SQL, not the data): for scheduled runs.",
+    ),
     warehouse: Path | None = WarehouseOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show dbt's own log lines."),
 ) -> None:
@@ -97,6 +102,8 @@ def build_command(
       recon build --select +fct_mrr --as-of 2026-06-30T12:00:00Z
 
       recon build --var mrr_discount_policy=forever_only --full-refresh
+
+      recon build --skip-unit-tests   # a scheduled run after a small ingest
 
       RECON_POSTGRES_DSN=postgresql://recon@localhost:5432/recon recon build --target postgres
     """
@@ -123,6 +130,7 @@ def build_command(
             threads=threads,
             quiet=not verbose,
             on_node=on_node,
+            unit_tests=not skip_unit_tests,
         )
     print_result(out, result)
     raise_for_result(result)

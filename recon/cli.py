@@ -78,6 +78,14 @@ def _register() -> None:
 
     register_report(app)
 
+    from recon.chaos_cli import register as register_chaos
+
+    register_chaos(app)
+
+    from recon.bench.cli import register as register_bench
+
+    register_bench(app)
+
 
 _register()
 

@@ -2,6 +2,8 @@
 -- the customer's subscriptions, the first that applies of active, past_due, trialing, unpaid,
 -- paused, incomplete, canceled (had a subscription, none live; incomplete_expired counts as
 -- canceled), none (never subscribed); and the customer's MRR at `as_of`.
+-- Every customer is here: the listed ones, and those only their subscriptions name (Stripe
+-- stops listing a deleted customer; its subscriptions stay), counted as deleted.
 
 {%- set reporting_currency = recon.reporting_currency() %}
 
@@ -9,6 +11,19 @@ with
 
 customers as (
     select * from {{ ref('stg_stripe__customers') }}
+),
+
+versions as (
+    select * from {{ ref('int_subscription_versions_unioned') }}
+),
+
+customer_ids as (
+    select customer_id
+    from customers
+    union
+    select customer_id
+    from versions
+    where customer_id is not null
 ),
 
 subscriptions as (
@@ -59,6 +74,7 @@ per_customer as (
         sum(mrr_reporting) as mrr_reporting,
         count(distinct case when mrr > 0 then currency end) as n_billing_currencies,
         min(case when mrr > 0 then currency end) as billing_currency,
+        min(currency) as any_subscription_currency,
         sum(mrr) as mrr_billing,
         {{ recon.ordered_agg('case when mrr > 0 then subscription_id end', 'subscription_id') }}
             as paying_subscription_ids
@@ -67,7 +83,9 @@ per_customer as (
 )
 
 select
-    customers.customer_id,
+    customer_ids.customer_id,
+    customers.customer_id is not null as is_listed,
+    coalesce(customers.is_deleted, true) as is_deleted,
     case per_customer.status_rank
         when 1 then 'active'
         when 2 then 'past_due'
@@ -84,13 +102,15 @@ select
     case
         when per_customer.n_billing_currencies = 1 then per_customer.billing_currency
         when coalesce(per_customer.n_billing_currencies, 0) = 0
-            then coalesce(customers.currency, per_customer.billing_currency)
+            then coalesce(customers.currency, per_customer.any_subscription_currency)
     end as currency,
     case
         when per_customer.n_billing_currencies = 1 then {{ recon.to_money('per_customer.mrr_billing') }}
         when coalesce(per_customer.n_billing_currencies, 0) = 0 then {{ recon.to_money(0) }}
     end as mrr,
     per_customer.paying_subscription_ids
-from customers
+from customer_ids
+left join customers
+    on customer_ids.customer_id = customers.customer_id
 left join per_customer
-    on customers.customer_id = per_customer.customer_id
+    on customer_ids.customer_id = per_customer.customer_id

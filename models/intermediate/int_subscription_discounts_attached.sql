@@ -19,7 +19,7 @@ with
 
 versions as (
     select all_versions.* from {{ ref('int_subscription_versions_unioned') }} as all_versions
-    {% if is_incremental() %}
+    {% if recon.is_incremental_with(['built_at']) %}
         where all_versions.built_at > (
             select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
             from {{ this }} as known
@@ -46,23 +46,15 @@ subscription_level as (
 
 legacy_subscription_level as (
     select
-        version_id,
-        subscription_id,
-        built_at,
+        versions.version_id,
+        versions.subscription_id,
+        versions.built_at,
         'subscription' as discount_level,
         cast(null as varchar) as subscription_item_id,
         1000 as discount_position,
-        discount_id
-    from (
-        select
-            versions.version_id,
-            versions.subscription_id,
-            versions.built_at,
-            {{ recon.discount_columns('versions.discount_json') }}
-            1 as n_discounts
-        from versions
-        where {{ recon.json_type('versions.discount_json') }} = 'object'
-    ) as legacy_discounts
+        {{ recon.discount_id('versions.discount_json') }} as discount_id
+    from versions
+    where {{ recon.json_type('versions.discount_json') }} = 'object'
 ),
 
 item_level as (

@@ -39,7 +39,7 @@ subscription_events as (
     where
         event_type in ({{ recon.subscription_event_types() }})
         and data_object_id is not null
-    {% if is_incremental() %}
+    {% if recon.is_incremental_with(['fetched_at']) %}
             and data_object_id in (
                 select newly_landed.data_object_id
                 from events as newly_landed

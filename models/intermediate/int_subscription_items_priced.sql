@@ -27,7 +27,7 @@ with
 
 versions as (
     select all_versions.* from {{ ref('int_subscription_versions_unioned') }} as all_versions
-    {% if is_incremental() %}
+    {% if recon.is_incremental_with(['built_at', 'is_missing_tiers']) %}
         where
             all_versions.built_at > (
                 select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})

@@ -34,7 +34,7 @@ ordered_events as (
             partition by all_ordered_events.subscription_id
         ) as events_fetched_at
     from all_ordered_events
-    {% if is_incremental() %}
+    {% if recon.is_incremental_with(['events_fetched_at']) %}
         where all_ordered_events.subscription_id in (
             select newly_landed.subscription_id
             from all_ordered_events as newly_landed
@@ -93,10 +93,10 @@ subscriptions_without_events as (
         cast(null as timestamp with time zone) as events_fetched_at
     from listed_subscriptions
     where not exists (
-        select 1
-        from all_ordered_events
-        where all_ordered_events.subscription_id = listed_subscriptions.subscription_id
-    )
+            select 1
+            from all_ordered_events
+            where all_ordered_events.subscription_id = listed_subscriptions.subscription_id
+        )
 ),
 
 life_stories as (

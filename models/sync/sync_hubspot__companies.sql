@@ -6,7 +6,12 @@
 with
 
 findings as (
-    select * from {{ ref('rec_findings') }}
+    select
+        finding_id,
+        kind,
+        hubspot_company_id,
+        expected_value
+    from {{ ref('rec_findings') }}
     where is_corrected_by_sync and hubspot_company_id is not null
 )
 

@@ -81,6 +81,13 @@ def mini_world() -> tuple[RawWorld, dict[str, Any]]:
         so.subscription("sub_c", "cus_c", [so.item("si_c", monthly)], start_date=APR01),
     )
 
+    # cus_gone: deleted long ago, so no longer listed; its canceled subscription still is
+    sub_d = so.subscription("sub_d", "cus_gone", [so.item("si_d", monthly)], start_date=FEB01)
+    w.event("evt_d1", "customer.subscription.created", FEB01, sub_d)
+    sub_d_end = dict(sub_d, status="canceled", ended_at=MAR10, canceled_at=MAR10)
+    w.event("evt_d2", "customer.subscription.deleted", MAR10, sub_d_end, {"status": "active"})
+    w.add("subscriptions", sub_d_end)
+
     w.owner("1")
     w.company(
         "101", name="Acme", domain="acme.io", stripe_customer_id="cus_a", mrr="38",
@@ -156,6 +163,8 @@ def test_fct_mrr_of_a_small_account(built: tuple[Path, Path]) -> None:
         ("cus_b", "2026-04"): ("USD", d(90), d(90), "unchanged"),
         ("cus_b", "2026-05"): ("USD", d(0), d(0), "churn"),
         ("cus_c", "2026-04"): ("USD", d(19), d(19), "new"),
+        ("cus_gone", "2026-02"): ("USD", d(19), d(19), "new"),
+        ("cus_gone", "2026-03"): ("USD", d(0), d(0), "churn"),
         ("cus_c", "2026-05"): ("USD", d(19), d(19), "unchanged"),
         ("cus_c", "2026-06"): ("USD", d(19), d(19), "unchanged"),
     }
@@ -202,6 +211,12 @@ def test_findings_and_sync_rows(built: tuple[Path, Path]) -> None:
     assert customers["cus_b"]["match_method"] == "email_domain"
     assert customers["cus_b"]["derived_status"] == "canceled"
     assert customers["cus_c"]["match_status"] == "unmatched"
+    gone = customers["cus_gone"]
+    assert (gone["is_listed"], gone["is_deleted"], gone["derived_status"]) == (
+        False,
+        True,
+        "canceled",
+    )
     summary = {
         r["kind"]: r["n_findings"] for r in _query(warehouse, "select * from main.rec_summary")
     }
@@ -232,8 +247,8 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     world, parts = mini_world()
     all_events = world.events
-    world.events = [e for e in all_events if e["id"].startswith("evt_b")]
-    world.write(warehouse, landed_at="2026-06-30T10:00:00")  # sub_b's events land first
+    world.events = [e for e in all_events if e["id"].startswith(("evt_b", "evt_d"))]
+    world.write(warehouse, landed_at="2026-06-30T10:00:00")  # sub_b and sub_d land first
     world.events = all_events
     world.write(warehouse, landed_at="2026-06-30T12:00:00")
     _build(warehouse, tmp_path, exclude=["test_type:unit"])
@@ -280,7 +295,7 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     )
     assert n_events[0]["n"] == len(world.events)
     # the incremental build rebuilt the subscriptions with events landed since the newest it
-    # had seen (sub_a's, at that very time, and sub_c's) and no other: sub_b kept its rows
+    # had seen (sub_a's, at that very time, and sub_c's) and no other: sub_b, sub_d kept theirs
     rebuilt = _query(
         warehouse,
         "select subscription_id, built_at = max(built_at) over () as is_rebuilt "

@@ -7,15 +7,28 @@
 with
 
 subscription_mrr as (
-    select * from {{ ref('int_subscription_mrr_snapshotted') }}
+    select
+        customer_id,
+        month,
+        subscription_id,
+        currency,
+        mrr
+    from {{ ref('int_subscription_mrr_snapshotted') }}
 ),
 
 months as (
-    select * from {{ ref('int_reporting_months') }}
+    select
+        month,
+        snapshot_unix,
+        is_current_month
+    from {{ ref('int_reporting_months') }}
 ),
 
 fx_rates as (
-    select * from {{ ref('fx_rates') }}
+    select
+        currency,
+        rate_to_reporting
+    from {{ ref('fx_rates') }}
 ),
 
 reporting_rate as (
@@ -89,7 +102,16 @@ customer_months as (
 
 with_history as (
     select
-        customer_months.*,
+        customer_months.customer_id,
+        customer_months.month,
+        customer_months.snapshot_unix,
+        customer_months.is_current_month,
+        customer_months.mrr_reporting,
+        customer_months.n_billing_currencies,
+        customer_months.billing_currency,
+        customer_months.mrr_billing,
+        customer_months.n_paying_subscriptions,
+        customer_months.paying_subscription_ids,
         coalesce(
             lag(customer_months.mrr_reporting) over (
                 partition by customer_months.customer_id order by customer_months.month

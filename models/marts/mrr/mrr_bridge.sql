@@ -6,11 +6,20 @@
 with
 
 mrr as (
-    select * from {{ ref('fct_mrr') }}
+    select
+        month,
+        previous_mrr_reporting,
+        mrr_reporting,
+        movement,
+        movement_amount
+    from {{ ref('fct_mrr') }}
 ),
 
 months as (
-    select * from {{ ref('int_reporting_months') }}
+    select
+        month,
+        is_current_month
+    from {{ ref('int_reporting_months') }}
 ),
 
 movements as (

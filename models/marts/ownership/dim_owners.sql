@@ -5,15 +5,23 @@
 with
 
 owners as (
-    select * from {{ ref('stg_hubspot__owners') }}
+    select
+        owner_id,
+        email,
+        first_name,
+        last_name,
+        is_archived
+    from {{ ref('stg_hubspot__owners') }}
 ),
 
 companies as (
-    select * from {{ ref('stg_hubspot__companies') }}
+    select hubspot_owner_id
+    from {{ ref('stg_hubspot__companies') }}
 ),
 
 deals as (
-    select * from {{ ref('stg_hubspot__deals') }}
+    select hubspot_owner_id
+    from {{ ref('stg_hubspot__deals') }}
 ),
 
 referenced as (

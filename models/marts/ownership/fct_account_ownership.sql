@@ -4,7 +4,21 @@
 with
 
 companies as (
-    select * from {{ ref('int_companies_matched') }}
+    select
+        hubspot_company_id,
+        company_name,
+        hubspot_owner_id,
+        is_owner_active,
+        n_matched_customers,
+        stripe_customer_ids,
+        stripe_status,
+        stripe_mrr_reporting,
+        is_paying,
+        hubspot_lifecyclestage,
+        n_open_deals,
+        largest_open_deal_owner_id,
+        has_open_deal_of_other_owner
+    from {{ ref('int_companies_matched') }}
 )
 
 select

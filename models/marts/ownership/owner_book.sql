@@ -6,23 +6,42 @@
 with
 
 owners as (
-    select * from {{ ref('dim_owners') }}
+    select
+        owner_id,
+        owner_name,
+        email,
+        is_active
+    from {{ ref('dim_owners') }}
 ),
 
 ownership as (
-    select * from {{ ref('fct_account_ownership') }}
+    select
+        hubspot_company_id,
+        owner_id,
+        is_paying,
+        mrr_reporting
+    from {{ ref('fct_account_ownership') }}
 ),
 
 customers as (
-    select * from {{ ref('dim_customers') }}
+    select
+        customer_id,
+        hubspot_company_id
+    from {{ ref('dim_customers') }}
 ),
 
 mrr as (
-    select * from {{ ref('fct_mrr') }}
+    select
+        customer_id,
+        movement,
+        movement_amount,
+        measured_at
+    from {{ ref('fct_mrr') }}
 ),
 
 as_of as (
-    select * from {{ ref('int_as_of') }}
+    select as_of_unix
+    from {{ ref('int_as_of') }}
 ),
 
 books as (

@@ -5,23 +5,56 @@
 with
 
 companies as (
-    select * from {{ ref('int_companies_matched') }}
+    select
+        hubspot_company_id,
+        company_name,
+        stripe_customer_id,
+        stripe_customer_ids,
+        match_method,
+        n_matched_customers,
+        stripe_mrr_reporting,
+        hubspot_mrr,
+        stripe_status,
+        hubspot_subscription_status,
+        is_paying,
+        hubspot_lifecyclestage,
+        hubspot_owner_id,
+        is_owner_active,
+        largest_open_deal_owner_id,
+        has_open_deal_of_other_owner
+    from {{ ref('int_companies_matched') }}
 ),
 
 customers as (
-    select * from {{ ref('stg_stripe__customers') }}
+    select
+        customer_id,
+        customer_name,
+        is_deleted
+    from {{ ref('stg_stripe__customers') }}
 ),
 
 matches as (
-    select * from {{ ref('int_customers_matched') }}
+    select
+        customer_id,
+        match_method,
+        match_status
+    from {{ ref('int_customers_matched') }}
 ),
 
 customer_states as (
-    select * from {{ ref('int_customers_statused') }}
+    select
+        customer_id,
+        mrr_reporting,
+        derived_status
+    from {{ ref('int_customers_statused') }}
 ),
 
 findings as (
-    select * from {{ ref('rec_findings') }}
+    select
+        finding_id,
+        stripe_customer_id,
+        hubspot_company_id
+    from {{ ref('rec_findings') }}
 ),
 
 company_finding_counts as (
@@ -102,9 +135,51 @@ customer_rows as (
 ),
 
 accounts as (
-    select * from company_rows
+    select
+        account_type,
+        account_id,
+        hubspot_company_id,
+        company_name,
+        stripe_customer_id,
+        stripe_customer_ids,
+        match_method,
+        match_status,
+        n_matched_customers,
+        stripe_mrr_reporting,
+        hubspot_mrr,
+        stripe_status,
+        hubspot_subscription_status,
+        is_paying,
+        hubspot_lifecyclestage,
+        hubspot_owner_id,
+        is_owner_active,
+        largest_open_deal_owner_id,
+        has_open_deal_of_other_owner,
+        n_findings
+    from company_rows
     union all
-    select * from customer_rows
+    select
+        account_type,
+        account_id,
+        hubspot_company_id,
+        company_name,
+        stripe_customer_id,
+        stripe_customer_ids,
+        match_method,
+        match_status,
+        n_matched_customers,
+        stripe_mrr_reporting,
+        hubspot_mrr,
+        stripe_status,
+        hubspot_subscription_status,
+        is_paying,
+        hubspot_lifecyclestage,
+        hubspot_owner_id,
+        is_owner_active,
+        largest_open_deal_owner_id,
+        has_open_deal_of_other_owner,
+        n_findings
+    from customer_rows
 )
 
 select

@@ -5,31 +5,77 @@
 with
 
 companies as (
-    select * from {{ ref('int_companies_matched') }}
+    select
+        hubspot_company_id,
+        stripe_customer_id,
+        stripe_customer_ids,
+        match_method,
+        n_matched_customers,
+        stripe_mrr_reporting,
+        is_paying,
+        stripe_status,
+        paying_subscription_ids,
+        hubspot_mrr,
+        hubspot_mrr_text,
+        hubspot_subscription_status,
+        hubspot_lifecyclestage,
+        hubspot_owner_id,
+        hubspot_stripe_customer_id,
+        is_stripe_id_unknown,
+        is_stripe_customer_deleted,
+        n_companies_with_stripe_id,
+        companies_with_stripe_id,
+        is_owner_listed,
+        is_owner_active,
+        is_candidate_of_any_customer,
+        has_open_deal_of_other_owner,
+        open_deal_owner_ids,
+        largest_open_deal_id,
+        largest_open_deal_owner_id
+    from {{ ref('int_companies_matched') }}
 ),
 
 customers as (
-    select * from {{ ref('stg_stripe__customers') }}
+    select
+        customer_id,
+        is_deleted
+    from {{ ref('stg_stripe__customers') }}
 ),
 
 matches as (
-    select * from {{ ref('int_customers_matched') }}
+    select
+        customer_id,
+        match_status,
+        candidate_company_ids
+    from {{ ref('int_customers_matched') }}
 ),
 
 candidates as (
-    select * from {{ ref('int_customer_company_candidates') }}
+    select
+        customer_id,
+        hubspot_company_id,
+        match_method
+    from {{ ref('int_customer_company_candidates') }}
 ),
 
 customer_states as (
-    select * from {{ ref('int_customers_statused') }}
+    select
+        customer_id,
+        mrr_reporting
+    from {{ ref('int_customers_statused') }}
 ),
 
 kind_owners as (
-    select * from {{ ref('finding_kind_owners') }}
+    select
+        kind,
+        owner_team,
+        is_corrected_by_sync
+    from {{ ref('finding_kind_owners') }}
 ),
 
 as_of as (
-    select * from {{ ref('int_as_of') }}
+    select as_of
+    from {{ ref('int_as_of') }}
 ),
 
 company_findings as (
@@ -265,9 +311,31 @@ customer_findings as (
 ),
 
 findings as (
-    select * from company_findings
+    select
+        kind,
+        stripe_customer_id,
+        hubspot_company_id,
+        property,
+        hubspot_value,
+        expected_value,
+        match_method,
+        evidence,
+        account_owner_id,
+        mrr_at_stake
+    from company_findings
     union all
-    select * from customer_findings
+    select
+        kind,
+        stripe_customer_id,
+        hubspot_company_id,
+        property,
+        hubspot_value,
+        expected_value,
+        match_method,
+        evidence,
+        account_owner_id,
+        mrr_at_stake
+    from customer_findings
 )
 
 select

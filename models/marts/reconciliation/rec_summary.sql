@@ -4,11 +4,20 @@
 with
 
 findings as (
-    select * from {{ ref('rec_findings') }}
+    select
+        kind,
+        hubspot_company_id,
+        stripe_customer_id,
+        mrr_at_stake
+    from {{ ref('rec_findings') }}
 ),
 
 kind_owners as (
-    select * from {{ ref('finding_kind_owners') }}
+    select
+        kind,
+        owner_team,
+        is_corrected_by_sync
+    from {{ ref('finding_kind_owners') }}
 ),
 
 per_kind as (

@@ -6,31 +6,84 @@
 with
 
 subscriptions as (
-    select * from {{ ref('int_subscriptions_at_as_of') }}
+    select
+        subscription_id,
+        version_id,
+        version_source,
+        customer_id,
+        status,
+        currency,
+        is_collection_paused,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        valid_from_unix,
+        n_versions,
+        has_tied_events,
+        is_counted,
+        gross_mrr,
+        mrr,
+        ignored_discount_ids
+    from {{ ref('int_subscriptions_at_as_of') }}
 ),
 
 versions as (
-    select * from {{ ref('int_subscription_versions_unioned') }}
+    select
+        subscription_id,
+        version_id,
+        version_number,
+        customer_id,
+        status,
+        currency,
+        is_collection_paused,
+        pause_collection_behavior,
+        start_date_unix,
+        trial_end_unix,
+        ended_at_unix,
+        valid_from_unix
+    from {{ ref('int_subscription_versions_unioned') }}
 ),
 
 items as (
-    select * from {{ ref('int_subscription_items_priced') }}
+    select
+        version_id,
+        item_position,
+        price_id,
+        product_id,
+        recurring_interval,
+        interval_count,
+        is_counted
+    from {{ ref('int_subscription_items_priced') }}
 ),
 
 products as (
-    select * from {{ ref('stg_stripe__products') }}
+    select
+        product_id,
+        product_name
+    from {{ ref('stg_stripe__products') }}
 ),
 
 discounts_attached as (
-    select * from {{ ref('int_subscription_discounts_attached') }}
+    select
+        version_id,
+        discount_id,
+        discount_level,
+        discount_position
+    from {{ ref('int_subscription_discounts_attached') }}
 ),
 
 discounts as (
-    select * from {{ ref('int_discounts_resolved') }}
+    select
+        discount_id,
+        coupon_id
+    from {{ ref('int_discounts_resolved') }}
 ),
 
 fx_rates as (
-    select * from {{ ref('fx_rates') }}
+    select
+        currency,
+        rate_to_reporting
+    from {{ ref('fx_rates') }}
 ),
 
 reporting_rate as (
@@ -55,7 +108,17 @@ first_versions as (
         valid_from_unix
     from (
         select
-            versions.*,
+            versions.subscription_id,
+            versions.version_id,
+            versions.customer_id,
+            versions.status,
+            versions.currency,
+            versions.is_collection_paused,
+            versions.pause_collection_behavior,
+            versions.start_date_unix,
+            versions.trial_end_unix,
+            versions.ended_at_unix,
+            versions.valid_from_unix,
             row_number() over (partition by versions.subscription_id order by versions.version_number) as version_rank
         from versions
     ) as ranked_versions
@@ -71,7 +134,11 @@ plan_items as (
         interval_count
     from (
         select
-            items.*,
+            items.version_id,
+            items.price_id,
+            items.product_id,
+            items.recurring_interval,
+            items.interval_count,
             row_number() over (
                 partition by items.version_id
                 order by case when items.is_counted then 0 else 1 end, items.item_position

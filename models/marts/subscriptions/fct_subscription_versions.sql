@@ -4,15 +4,43 @@
 with
 
 versions as (
-    select * from {{ ref('int_subscription_versions_unioned') }}
+    select
+        version_id,
+        subscription_id,
+        version_number,
+        customer_id,
+        version_source,
+        event_id,
+        event_type,
+        is_order_tied,
+        valid_from,
+        valid_to,
+        valid_to_unix,
+        status,
+        is_collection_paused,
+        currency,
+        api_version
+    from {{ ref('int_subscription_versions_unioned') }}
 ),
 
 items as (
-    select * from {{ ref('int_subscription_items_priced') }}
+    select
+        version_id,
+        item_position,
+        price_id,
+        quantity,
+        is_counted,
+        monthly_amount
+    from {{ ref('int_subscription_items_priced') }}
 ),
 
 discounts_attached as (
-    select * from {{ ref('int_subscription_discounts_attached') }}
+    select
+        version_id,
+        discount_id,
+        discount_level,
+        discount_position
+    from {{ ref('int_subscription_discounts_attached') }}
 ),
 
 item_summaries as (

@@ -1,0 +1,443 @@
+"""Benchmark results: the ratios that matter, the targets of issue 6, JSON and a markdown table.
+
+``result_dict(run)`` is what ``bench/results/<date>-<size>.json`` holds; ``markdown(result)``
+the table beside it.  Ratios (each ``None`` when its stages did not run or failed):
+
+* ``cpu_ingest``: objects/s per source in the CPU-bound regime ÷ 10,000;
+* ``latency_ingest``: objects/s ÷ the ceiling the rate limit allows (requests/s x 100);
+* ``sync``: the share of HubSpot's 10-second window used while the sync had work left, and
+  the 429s it met;
+* ``incremental``: (ingest + build after 1 % new events) ÷ (the first ingest + build);
+* ``scaling``: each stage's time ÷ its time at the next smaller size (10x the data from S to
+  M, 5x from M to L), from the latest result of that size on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recon.bench.harness import REGIMES, SIZE_ORDER, SIZES, SOURCES, BenchRun
+
+SCHEMA_VERSION = 1
+TIMED = ("ok", "check_failed")  # the stage did its work: its time counts
+CPU_OBJECTS_PER_S_UNIT = 10_000.0
+
+TARGETS = {
+    "cpu_ingest": 2.0,  # ≥ 20,000 objects/s
+    "latency_ingest": 0.8,  # ≥ 80 % of the ceiling
+    "sync_window": 0.9,  # ≥ 90 % of the window while work remains
+    "sync_429": 0,  # none
+    "incremental": 0.15,  # ≤ 15 % of a full run
+    "peak_rss_mb": 2048.0,  # under 2 GB at L
+}
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor() or "unknown"
+    memory_gb: float | None = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = round(int(line.split()[1]) / 2**20, 1)
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count() or 1,
+        "cpu_model": model,
+        "memory_gb": memory_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# --------------------------------------------------------------------------- ratios
+
+
+def _round(x: float | None, n: int = 3) -> float | None:
+    return None if x is None else round(x, n)
+
+
+def _stage(result: dict[str, Any], key: str) -> dict[str, Any] | None:
+    for s in result["stages"]:
+        if s["key"] == key and s["status"] in TIMED:
+            found: dict[str, Any] = s
+            return found
+    return None
+
+
+def _ingest_ratio(s: dict[str, Any] | None, ceiling: float) -> dict[str, Any] | None:
+    if s is None or not s["seconds"] or ceiling <= 0:
+        return None
+    per_s = s["items"] / s["seconds"]
+    return {
+        "objects": s["items"],
+        "seconds": s["seconds"],
+        "objects_per_s": round(per_s, 1),
+        "ceiling": ceiling,
+        "ratio": round(per_s / ceiling, 3),
+    }
+
+
+def ratios(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cpu: dict[str, Any] = {}
+    for source in SOURCES:
+        cpu[source] = _ingest_ratio(_stage(result, f"cpu:ingest.{source}"), CPU_OBJECTS_PER_S_UNIT)
+    both = [_stage(result, f"cpu:ingest.{s}") for s in SOURCES]
+    if all(both):
+        items = sum(s["items"] for s in both if s)
+        secs = sum(s["seconds"] for s in both if s)
+        cpu["all"] = _ingest_ratio(
+            {"items": items, "seconds": secs, "status": "ok"}, CPU_OBJECTS_PER_S_UNIT
+        )
+    else:
+        cpu["all"] = None
+    out["cpu_ingest"] = cpu
+
+    lat = REGIMES["latency"]
+    ceilings = {
+        "stripe": lat.stripe_ceiling_objects_per_s,
+        "hubspot": lat.hubspot_ceiling_objects_per_s,
+    }
+    out["latency_ingest"] = {
+        source: _ingest_ratio(_stage(result, f"latency:ingest.{source}"), ceilings[source])
+        for source in SOURCES
+    }
+
+    apply = _stage(result, "cpu:sync.apply") or _stage(result, "latency:sync.apply")
+    if apply is not None:
+        window = apply["detail"].get("window") or {}
+        out["sync"] = {
+            "changes": apply["items"],
+            "requests": window.get("requests"),
+            "seconds": window.get("seconds"),
+            "full_windows": window.get("full_windows"),
+            "windows": window.get("windows"),
+            "limit": window.get("limit"),
+            "window_share_while_work_remains": window.get("share_while_work_remains"),
+            "rate_limited_429": apply["detail"].get("hubspot_429"),
+        }
+    else:
+        out["sync"] = None
+
+    regime = "cpu" if _stage(result, "cpu:build") else "latency"
+    full = [_stage(result, f"{regime}:{n}") for n in ("ingest.stripe", "ingest.hubspot", "build")]
+    inc = [
+        _stage(result, f"{regime}:{n}")
+        for n in ("incremental.ingest.stripe", "incremental.ingest.hubspot", "incremental.build")
+    ]
+    if all(full) and all(inc):
+        full_s = sum(s["seconds"] for s in full if s)
+        inc_s = sum(s["seconds"] for s in inc if s)
+        out["incremental"] = {
+            "full_seconds": round(full_s, 3),
+            "incremental_seconds": round(inc_s, 3),
+            "ratio": round(inc_s / full_s, 3) if full_s else None,
+            "new_events": (_stage(result, f"{regime}:incremental.advance") or {}).get("items"),
+        }
+    else:
+        out["incremental"] = None
+    return out
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+def previous_result(
+    out_dir: Path, size: str, machine_info: dict[str, Any]
+) -> tuple[Path, dict[str, Any]] | None:
+    """The latest result of the next smaller size in ``out_dir`` on the same machine."""
+    i = SIZE_ORDER.index(size)
+    if i == 0:
+        return None
+    smaller = SIZE_ORDER[i - 1]
+    for path in sorted(out_dir.glob(f"*-{smaller}.json"), reverse=True):
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        m = data.get("machine") or {}
+        if (m.get("cores"), m.get("cpu_model")) == (
+            machine_info["cores"],
+            machine_info["cpu_model"],
+        ):
+            return path, data
+    return None
+
+
+def scaling(result: dict[str, Any], previous: tuple[Path, dict[str, Any]] | None) -> Any:
+    if previous is None:
+        return None
+    path, prev = previous
+    data_ratio = result["customers"] / prev["customers"]
+    before = {s["key"]: s for s in prev["stages"] if s["status"] in TIMED}
+    stages: dict[str, float] = {}
+    for s in result["stages"]:
+        p = before.get(s["key"])
+        if s["status"] not in TIMED or p is None or not p["seconds"]:
+            continue
+        if s["name"] in ("generate", "incremental.advance"):
+            continue  # the harness's own work (world generation, mutation), not recon's
+        stages[s["key"]] = round(s["seconds"] / p["seconds"], 2)
+    worst = max(stages.items(), key=lambda kv: kv[1]) if stages else None
+    return {
+        "against": prev["size"],
+        "file": path.name,
+        "data_ratio": data_ratio,
+        "stages": stages,
+        "worst": {"stage": worst[0], "ratio": worst[1]} if worst else None,
+        "met": None if worst is None else worst[1] <= data_ratio,
+    }
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    r = result["ratios"]
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, measured: Any, target: str, met: bool | None, note: str = "") -> None:
+        rows.append(
+            {"target": name, "measured": measured, "goal": target, "met": met, "note": note}
+        )
+
+    for source in SOURCES:
+        c = r["cpu_ingest"].get(source)
+        add(
+            f"CPU-bound ingest {source} (objects/s ÷ 10,000)",
+            None if c is None else c["ratio"],
+            "≥ 2",
+            None if c is None else c["ratio"] >= TARGETS["cpu_ingest"],
+            "" if source == "stripe" else "recon paces HubSpot at 190/10 s in every regime",
+        )
+    for source in SOURCES:
+        c = r["latency_ingest"].get(source)
+        add(
+            f"latency-bound ingest {source} (objects/s ÷ ceiling)",
+            None if c is None else c["ratio"],
+            "≥ 0.8",
+            None if c is None else c["ratio"] >= TARGETS["latency_ingest"],
+            "" if c is None else f"ceiling {c['ceiling']:,.0f} objects/s",
+        )
+    sync = r["sync"]
+    share = None if sync is None else sync["window_share_while_work_remains"]
+    add(
+        "sync: share of the HubSpot window used while work remains",
+        share,
+        "≥ 0.9",
+        None if share is None else share >= TARGETS["sync_window"],
+        ""
+        if sync is None or share is not None
+        else f"{sync['requests']} requests fit in one window: the limit never bound",
+    )
+    add(
+        "sync: 429s met",
+        None if sync is None else sync["rate_limited_429"],
+        "0",
+        None if sync is None or sync["rate_limited_429"] is None else sync["rate_limited_429"] == 0,
+    )
+    inc = r["incremental"]
+    add(
+        "incremental rerun ÷ full run (ingest + build)",
+        None if inc is None else inc["ratio"],
+        "≤ 0.15",
+        None if inc is None or inc["ratio"] is None else inc["ratio"] <= TARGETS["incremental"],
+    )
+    sc = result.get("scaling")
+    if sc is not None and sc.get("worst"):
+        add(
+            f"time at {result['size']} ÷ time at {sc['against']} (worst stage: "
+            f"{sc['worst']['stage']})",
+            sc["worst"]["ratio"],
+            f"≤ {sc['data_ratio']:g}",
+            sc["met"],
+            f"{sc['data_ratio']:g}x the data",
+        )
+    peak = result.get("peak_rss_mb")
+    add(
+        "peak RSS of the recon process (MiB)",
+        peak,
+        "< 2048 at L",
+        None if peak is None else peak < TARGETS["peak_rss_mb"],
+        "" if result["size"] == "L" else "the target is at L; shown for every size",
+    )
+    return rows
+
+
+# --------------------------------------------------------------------------- output
+
+
+def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    from recon import __version__
+    from recon.sync.provenance import git_commit
+
+    result: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "size": run.size,
+        "customers": run.customers,
+        "seed": run.seed,
+        "date": run.started_at.strftime("%Y-%m-%d"),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "recon_version": __version__,
+        "git_commit": git_commit(),
+        "machine": machine_info or machine(),
+        "regimes": {
+            r.name: {
+                "latency_ms": r.latency_ms,
+                "stripe_rate_limit_per_s": r.stripe_rate_limit_per_s or None,
+                "hubspot_rate_limit_per_10s": r.hubspot_rate_limit_per_10s,
+                "hubspot_search_rate_limit_per_s": r.hubspot_search_rate_limit_per_s,
+            }
+            for r in run.regimes
+        },
+        "world": run.world,
+        "ok": run.ok,
+        "checks_passed": run.checks_passed,
+        "peak_rss_mb": run.peak_rss_mb,
+        "sandbox_rss_mb": run.sandbox_rss_mb,
+        "load_average": run.load_average,
+        "stages": [s.to_dict() for s in run.stages],
+    }
+    result["ratios"] = ratios(result)
+    result["scaling"] = None
+    result["targets"] = targets(result)
+    return result
+
+
+def add_scaling(result: dict[str, Any], out_dir: Path) -> None:
+    result["scaling"] = scaling(result, previous_result(out_dir, result["size"], result["machine"]))
+    result["targets"] = targets(result)
+
+
+def _num(x: Any, fmt: str = ",.2f") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return format(x, fmt)
+    return str(x)
+
+
+def _measured(x: Any) -> str:
+    if isinstance(x, float) and abs(x) >= 100:
+        return _num(x, ",.0f")
+    return _num(x, ",.3f")
+
+
+def _load(result: dict[str, Any]) -> str:
+    load = result.get("load_average") or {}
+    return f"{_num(load.get('start'))} at the start, {_num(load.get('end'))} at the end"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    size = result["size"]
+    lines = [
+        f"### recon bench {size}: {result['customers']:,} customers (seed {result['seed']}), "
+        f"{result['date']}",
+        "",
+        f"{m['cores']} cores, {m['cpu_model']}, {_num(m.get('memory_gb'), '.0f')} GB; "
+        f"Python {m['python']}; recon {result['recon_version']} at {result['git_commit'][:12]}; "
+        f"load average {_load(result)}. "
+        "Regimes: "
+        + "; ".join(
+            f"{name}: {r['latency_ms']:g} ms latency, Stripe "
+            + (f"{r['stripe_rate_limit_per_s']}/s" if r["stripe_rate_limit_per_s"] else "unlimited")
+            + f", HubSpot {r['hubspot_rate_limit_per_10s']}/10 s "
+            f"(search {r['hubspot_search_rate_limit_per_s']}/s)"
+            for name, r in result["regimes"].items()
+        )
+        + ".",
+        "",
+        "| stage | regime | wall s | items | per s | peak RSS MiB | warehouse MiB | status |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in result["stages"]:
+        items = f"{s['items']:,} {s['unit']}"
+        note = s["status"]
+        if s["name"] == "generate" and s["detail"].get("cached"):
+            note = "ok (cached world: its recorded time)"
+        elif s["status"] != "ok" and s.get("error"):
+            note = f"{s['status']}: {s['error'][:80]}"
+        lines.append(
+            f"| {s['name']} | {s['regime'] or ''} | {s['seconds']:,.2f} | {items} | "
+            f"{_num(s['per_s'], ',.0f')} | {_num(s['peak_rss_mb'], ',.0f')} | "
+            f"{_num(s['warehouse_mb'], ',.1f')} | {note} |"
+        )
+    lines += [
+        "",
+        "| ratio / target | measured | goal | met | note |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
+    for t in result["targets"]:
+        met = "-" if t["met"] is None else ("met" if t["met"] else "**missed**")
+        lines.append(
+            f"| {t['target']} | {_measured(t['measured'])} | {t['goal']} | {met} | {t['note']} |"
+        )
+    sync = result["ratios"].get("sync")
+    if sync:
+        lines += [
+            "",
+            f"Sync apply: {sync['changes']:,} changes in {sync['requests']} HubSpot requests "
+            f"over {_num(sync['seconds'])} s; requests per 10-s window: {sync['windows']} "
+            f"(limit {sync['limit']}).",
+        ]
+    sc = result.get("scaling")
+    if sc:
+        worst = sorted(sc["stages"].items(), key=lambda kv: -kv[1])
+        lines += [
+            "",
+            f"Scaling against {sc['against']} ({sc['file']}, {sc['data_ratio']:g}x the data): "
+            + ", ".join(f"{k} {v:g}x" for k, v in worst)
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_result(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """``<date>-<size>.json`` and ``.md`` in ``out_dir`` (written whole, then renamed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['date']}-{result['size']}"
+    paths = (out_dir / f"{stem}.json", out_dir / f"{stem}.md")
+    payloads = (
+        orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
+        markdown(result).encode(),
+    )
+    for path, data in zip(paths, payloads, strict=True):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return paths
+
+
+__all__ = [
+    "SIZES",
+    "add_scaling",
+    "machine",
+    "markdown",
+    "ratios",
+    "result_dict",
+    "targets",
+    "write_result",
+]

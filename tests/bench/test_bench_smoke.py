@@ -1,0 +1,96 @@
+"""``recon bench --size XS`` works end to end: every stage ran and every ratio is in the
+JSON, with the markdown table beside it.  Timing is never asserted (benchmarks prove speed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bench")]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CPU_STAGES = [
+    "ingest.stripe",
+    "ingest.hubspot",
+    "build",
+    "validate",
+    "sync.plan",
+    "sync.apply",
+    "incremental.advance",
+    "incremental.ingest.stripe",
+    "incremental.ingest.hubspot",
+    "incremental.build",
+]
+EXPECTED_KEYS = [
+    "generate",
+    *(f"cpu:{s}" for s in CPU_STAGES),
+    "latency:ingest.stripe",
+    "latency:ingest.hubspot",
+]
+
+
+def test_bench_xs_writes_every_stage_and_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recon.cli",
+            "bench",
+            "--size",
+            "XS",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(work),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    [json_path] = out.glob("*-XS.json")
+    [md_path] = out.glob("*-XS.md")
+    result = orjson.loads(json_path.read_bytes())
+
+    assert result["size"] == "XS" and result["customers"] == 200
+    assert result["ok"] is True
+    assert result["machine"]["cores"] >= 1 and result["machine"]["cpu_model"]
+    stages = {s["key"]: s for s in result["stages"]}
+    assert list(stages) == EXPECTED_KEYS
+    for key, s in stages.items():
+        # a failing dbt data test is the models' business: the stage is still timed
+        assert s["status"] in ("ok", "check_failed"), (key, s["error"])
+        assert s["seconds"] >= 0 and s["peak_rss_mb"] > 0, key
+        assert s["items"] > 0, key
+        if key != "generate":
+            assert s["warehouse_mb"] > 0, key
+
+    r = result["ratios"]
+    for source in ("stripe", "hubspot", "all"):
+        assert r["cpu_ingest"][source]["ratio"] > 0
+    for source in ("stripe", "hubspot"):
+        assert r["latency_ingest"][source]["ratio"] > 0
+    assert r["sync"]["changes"] > 0 and r["sync"]["requests"] > 0
+    assert r["sync"]["rate_limited_429"] == 0
+    assert "window_share_while_work_remains" in r["sync"]
+    assert r["incremental"]["ratio"] > 0 and r["incremental"]["new_events"] > 0
+    assert result["scaling"] is None  # XS is the smallest size
+    targets = {t["target"] for t in result["targets"]}
+    assert len(targets) == 8  # cpu x2, latency x2, sync window, 429s, incremental, RSS
+
+    table = md_path.read_text()
+    assert f"{result['machine']['cores']} cores" in table
+    assert result["machine"]["cpu_model"] in table
+    assert "| sync.apply | cpu |" in table
+
+    # a second run reuses the cached world
+    worlds = list((work / "worlds").iterdir())
+    assert len(worlds) == 1 and (worlds[0] / "bench-world.json").exists()

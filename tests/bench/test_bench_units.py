@@ -1,0 +1,97 @@
+"""The benchmark's own logic, without timing: world mutation and the window arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recon.bench.harness import window_usage, working_copy
+from recon.bench.world import advance_world
+from recon.sandbox.generator import generate_world
+
+pytestmark = pytest.mark.xdist_group("generator")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench-world") / "world"
+    generate_world(root, customers=200, seed=3)
+    return root
+
+
+def test_advance_world_appends_consistent_events(world: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    working_copy(world, copy)
+    before_events = _jsonl(copy / "stripe" / "events.jsonl")
+    before_subs = {s["id"]: s for s in _jsonl(copy / "stripe" / "subscriptions.jsonl")}
+    old_now = orjson.loads((copy / "world.json").read_bytes())["now"]
+
+    adv = advance_world(copy, share=0.01, days=1, seed=5)
+
+    assert adv.old_now == old_now
+    assert adv.new_now > old_now
+    assert adv.new_events == round(len(before_events) * 0.01) > 0
+    assert orjson.loads((copy / "world.json").read_bytes())["now"] == adv.new_now
+    events = _jsonl(copy / "stripe" / "events.jsonl")
+    assert events[: len(before_events)] == before_events
+    new = events[len(before_events) :]
+    assert len(new) == adv.new_events
+    assert [e["created"] for e in new] == sorted(e["created"] for e in new)
+    assert new[0]["created"] > max(e["created"] for e in before_events)
+    assert len({e["id"] for e in events}) == len(events)
+    subs = {s["id"]: s for s in _jsonl(copy / "stripe" / "subscriptions.jsonl")}
+    assert subs.keys() == before_subs.keys()
+    changed = {sid for sid in subs if subs[sid] != before_subs[sid]}
+    assert changed == {e["data"]["object"]["id"] for e in new}
+    for e in new:
+        assert e["type"] == "customer.subscription.updated"
+        sub = subs[e["data"]["object"]["id"]]
+        old_q = e["data"]["previous_attributes"]["items"]["data"][0]["quantity"]
+        new_q = e["data"]["object"]["items"]["data"][0]["quantity"]
+        assert new_q == sub["items"]["data"][0]["quantity"] != old_q >= 1
+        assert sub["status"] == "active"
+
+    # the cached world's hard-linked files are untouched
+    assert _jsonl(world / "stripe" / "events.jsonl") == before_events
+    assert orjson.loads((world / "world.json").read_bytes())["now"] == old_now
+
+
+def test_advance_world_is_deterministic(world: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    working_copy(world, a)
+    working_copy(world, b)
+    advance_world(a, seed=9)
+    advance_world(b, seed=9)
+    for name in ("events.jsonl", "subscriptions.jsonl"):
+        assert (a / "stripe" / name).read_bytes() == (b / "stripe" / name).read_bytes()
+
+
+def test_window_usage_counts_requests_per_window() -> None:
+    # a paced client: 190 requests in each of two windows, then 40 more
+    samples = [(0.0, 0, 0)]
+    t, acc = 0.0, 0
+    for window, n in enumerate((190, 190, 40)):
+        for i in range(n):
+            acc += 1
+            t = window * 10.0 + 0.05 + i * (9.0 / max(n, 1))
+            samples.append((t, acc, 0))
+    samples.append((t + 0.1, acc, 0))
+    usage = window_usage(samples, 190, 10.0)
+    assert usage["requests"] == 420
+    assert usage["full_windows"] == 2
+    assert usage["windows"][:2] == [190, 190]
+    assert usage["share_while_work_remains"] == 1.0
+    assert usage["rate_limited"] == 0
+
+
+def test_window_usage_without_a_full_window() -> None:
+    usage = window_usage([(0.0, 5, 0), (0.1, 9, 0), (0.2, 9, 0)], 190, 10.0)
+    assert usage["requests"] == 4
+    assert usage["full_windows"] == 0
+    assert usage["share_while_work_remains"] is None
