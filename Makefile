@@ -14,11 +14,16 @@ demo: setup
 
 test: setup test-deps lint pytest
 
-# What the tests need beyond Python: Debian's Chromium for the report's browser test.
+# What the tests need beyond Python: Debian's Chromium for the report's browser test and
+# PostgreSQL 15 for the parity test (the tests start a throwaway server themselves).
 test-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (Debian) for the report's browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian) for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lint:
 	$(RUN) ruff check .

@@ -105,10 +105,19 @@ def make_pipeline(settings: Settings, source: str, destination: str | None = Non
         factory = recon_duckdb if direct else dlt.destinations.duckdb
         dest: Any = factory(str(settings.warehouse.expanduser().resolve()))
     elif kind == "postgres":
-        dest = dlt.destinations.postgres()
+        # dlt's own configuration (DESTINATION__POSTGRES__CREDENTIALS) wins; else the DSN
+        # recon build reads too. Held in memory only: dlt does not write credentials out.
+        dsn = os.environ.get("RECON_POSTGRES_DSN")
+        if dsn and not os.environ.get("DESTINATION__POSTGRES__CREDENTIALS"):
+            dest = dlt.destinations.postgres(credentials=dsn)
+        else:
+            dest = dlt.destinations.postgres()
     else:
         raise UsageError(f"unknown destination {kind!r}: use duckdb or postgres")
     folder = pipelines_dir(settings)
+    if kind == "postgres":
+        # its own state and pending packages: never mixed with the DuckDB pipelines'
+        folder = folder / "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=f"recon_{source}",

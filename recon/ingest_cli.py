@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from recon.cli_common import (
     WarehouseOption,
     api_settings,
 )
+from recon.config import ConfigError
 
 if TYPE_CHECKING:
     from recon.ingest import IngestResult
@@ -112,6 +114,26 @@ def print_results(console: Console, results: Sequence[IngestResult]) -> None:
             console.print(f"  [yellow]warning:[/] {w}", highlight=False)
 
 
+def check_postgres_target(target: str, environ: Mapping[str, str] | None = None) -> None:
+    """``--target``: duckdb, or postgres with a well-formed RECON_POSTGRES_DSN (or dlt's own
+    DESTINATION__POSTGRES__CREDENTIALS)."""
+    from recon.build import TARGETS, postgres_env_from_dsn
+    from recon.errors import UsageError
+
+    env = os.environ if environ is None else environ
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    if target != "postgres" or env.get("DESTINATION__POSTGRES__CREDENTIALS"):
+        return
+    dsn = env.get("RECON_POSTGRES_DSN", "")
+    if not dsn:
+        raise ConfigError(
+            "no PostgreSQL connection: set RECON_POSTGRES_DSN "
+            "(postgresql://user:password@host:port/db)"
+        )
+    postgres_env_from_dsn(dsn)  # says what is wrong with its shape
+
+
 def ingest_command(
     source: str = typer.Option("all", "--source", help="stripe, hubspot or all."),
     full_refresh: bool = typer.Option(
@@ -122,6 +144,11 @@ def ingest_command(
     stripe_api_base: str | None = StripeBaseOption,
     hubspot_api_base: str | None = HubspotBaseOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    target: str = typer.Option(
+        "duckdb",
+        "--target",
+        help="duckdb (the warehouse file) or postgres (RECON_POSTGRES_DSN).",
+    ),
 ) -> None:
     """Land raw Stripe and HubSpot data in the warehouse (raw_stripe, raw_hubspot).
 
@@ -133,10 +160,13 @@ def ingest_command(
       recon ingest --sandbox worlds/demo
 
       recon ingest --source stripe --full-refresh
+
+      RECON_POSTGRES_DSN=postgresql://recon@localhost:5432/recon recon ingest --target postgres
     """
     from recon.ingest import ingest, iter_sources, raise_for_failures
 
     sources = list(iter_sources(source))
+    check_postgres_target(target)
     out = Console()
     err = Console(stderr=True)
     with api_settings(
@@ -146,11 +176,17 @@ def ingest_command(
         hubspot_api_base=hubspot_api_base,
     ) as settings:
         if quiet:
-            results = ingest(settings, sources=sources, full_refresh=full_refresh)
+            results = ingest(
+                settings, sources=sources, full_refresh=full_refresh, destination=target
+            )
         else:
             with ResourceProgress(err) as bars:
                 results = ingest(
-                    settings, sources=sources, full_refresh=full_refresh, progress=bars.for_source
+                    settings,
+                    sources=sources,
+                    full_refresh=full_refresh,
+                    progress=bars.for_source,
+                    destination=target,
                 )
     print_results(out, results)
     raise_for_failures(results)

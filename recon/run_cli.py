@@ -13,6 +13,7 @@ from recon.cli_common import (
     WarehouseOption,
     api_settings,
 )
+from recon.errors import UsageError
 
 
 def run_command(
@@ -31,6 +32,12 @@ def run_command(
     stripe_api_base: str | None = StripeBaseOption,
     hubspot_api_base: str | None = HubspotBaseOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    target: str = typer.Option(
+        "duckdb",
+        "--target",
+        help="duckdb; postgres (RECON_POSTGRES_DSN) is refused until the gate and the sync "
+        "run there (docs/postgres.md).",
+    ),
 ) -> None:
     """Everything in order: ingest → build → validate → sync, then a summary.
 
@@ -43,8 +50,17 @@ def run_command(
 
       recon run --apply --max-changes 200
     """
+    from recon.ingest_cli import check_postgres_target
     from recon.run import run_pipeline
 
+    check_postgres_target(target)
+    if target == "postgres":
+        raise UsageError(
+            "recon run --target postgres: the gate (Great Expectations) and the sync read "
+            "DuckDB only so far, and nothing is pushed without the gate; run "
+            "`recon ingest --target postgres` and `recon build --target postgres` "
+            "(docs/postgres.md)"
+        )
     with api_settings(
         sandbox,
         warehouse=warehouse,
