@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import tiny_world as tw
-from conftest import ids, query, run, settings_for
+from ingest_support import ids, query, run, settings_for
 
 from recon.config import Settings
 from recon.http import RetryPolicy

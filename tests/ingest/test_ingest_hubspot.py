@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import tiny_world as tw
-from conftest import ids, query, run
+from ingest_support import ids, query, run
 
 from recon.config import Settings
 from recon.sandbox.process import SandboxHandle

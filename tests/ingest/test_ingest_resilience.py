@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tiny_world as tw
-from conftest import FAST_RETRY, ids, query, run, settings_for, snapshot
+from ingest_support import FAST_RETRY, ids, query, run, settings_for, snapshot
 
 from recon.config import Settings
 from recon.http import RetryPolicy

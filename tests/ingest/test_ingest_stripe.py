@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import tiny_world as tw
-from conftest import STRIPE_TABLES, ids, query, run, snapshot
+from ingest_support import STRIPE_TABLES, ids, query, run, snapshot
 
 from recon.config import STRIPE_API_VERSION, Settings
 from recon.ingest import latest_runs, pipelines_dir
@@ -171,7 +171,7 @@ def test_tables_exist_even_when_a_list_is_empty(
 ) -> None:
     (world / "stripe" / "coupons.jsonl").write_text("")
     sandbox.reload()
-    from conftest import settings_for
+    from ingest_support import settings_for
 
     s = settings_for(sandbox, tmp_path / "empty.duckdb")
     run(s, sources=("stripe",))

@@ -136,8 +136,11 @@ def test_a_window_split_hands_the_older_part_to_a_new_window(bounded: bool) -> N
     pages, wl = listing(fake, workers=2, page_size=10, min_split=20, lo=lo)
     assert sorted(o["id"] for o in objects(pages)) == sorted(o["id"] for o in fake.objects)
     first, second = wl.windows[0], wl.windows[1]
-    # the old window stops at the new one's upper edge: [.., mid) and [mid, ..)
-    assert second.hi is not None and first.floor == second.hi
+    # the old window stops at the upper edge of the (last) window split off it: [.., mid)
+    # and [mid, ..); under load an idle worker may split it more than once
+    assert second.hi is not None and first.floor is not None
+    assert any(w.hi == first.floor for w in wl.windows[1:])
+    assert first.floor >= second.hi
     if bounded:  # halved: [lo, mid) with mid in the middle of what was not reached
         assert second.lo == start and start < second.hi < start + 100
     else:  # no lower bound known: the old window keeps ~min_split objects, the rest is new
