@@ -1,6 +1,7 @@
 """``recon chaos``: crash and fault the whole pipeline, then prove it converged anyway.
 
-1. **Generate** a small world (``--customers``, ``--seed``) and copy it twice.
+1. **Generate** a small world (``--customers``, ``--seed``) and copy it twice; copy the dbt
+   project too (``RECON_DBT_PROJECT_DIR``), so that both runs build the same models.
 2. **Clean run** on the first copy, against a fault-free sandbox: ``recon run --apply``, then
    ``recon ingest`` and ``recon build`` again (what HubSpot looks like after the sync).  Its
    final tables, the sandbox's served HubSpot companies and its write journal are the
@@ -72,6 +73,9 @@ SKIPPED_RELATIONS = frozenset({"main_staging.stg_recon_audit__ingest_runs"})
 #: duration includes the summary and the process's exit, and a kill after its writes and
 #: proof would only hit a finished sync.
 STAGE_SPAN_SHARE = {"sync": 0.6}
+#: A kill triggered by a HubSpot write strikes within this many seconds of it: on loopback
+#: the sync records the answer and reads the batch back within about 50 ms.
+WRITE_KILL_WINDOW_S = 0.04
 #: The HTTP client timeout (``RECON_HTTP_TIMEOUT_S``) during the chaos run; the sandbox's
 #: timeout faults stall one second longer, so the client's own timeout fires.
 CLIENT_TIMEOUT_S = 3.0
@@ -103,9 +107,6 @@ class ChaosOptions:
     seed: int = 1
     kills: int = 24
     workdir: Path = Path("target") / "chaos"
-    #: Leave dbt's unit tests out of every build (both runs): they test model logic on
-    #: fixed inputs and never read the warehouse, so they cannot change the tables.
-    skip_unit_tests: bool = False
     #: The fault mix of the chaos sandbox (a 429 storm is laid over it now and then).
     faults: FaultConfig = field(
         default_factory=lambda: FaultConfig(
@@ -125,7 +126,7 @@ class ChaosOptions:
     #: delays then follow ``stage_estimates_s`` rather than the clean run's durations).
     concurrent_clean: bool = False
     stage_estimates_s: dict[str, float] = field(
-        default_factory=lambda: {"ingest": 8.0, "build": 20.0, "sync": 3.0}
+        default_factory=lambda: {"ingest": 6.0, "build": 12.0, "sync": 3.0}
     )
     #: Give up when the pipeline does not succeed after this many attempts past the kills.
     max_final_attempts: int = 6
@@ -144,6 +145,8 @@ class Attempt:
     killed_stage: str | None = None
     killed_after_stage_s: float | None = None  # seconds after the stage's marker
     killed_after_start_s: float | None = None
+    trigger: str = "the stage began"  # what the kill delay counted from
+    killed_after_trigger_s: float | None = None
     exit_code: int | None = None
     seconds: float = 0.0
     last_line: str = ""
@@ -154,15 +157,20 @@ class Attempt:
 
     def describe(self) -> str:
         if self.killed:
+            after = (
+                f"; {self.killed_after_trigger_s:.2f} s after {self.trigger}"
+                if self.trigger != "the stage began"
+                else ""
+            )
             return (
                 f"attempt {self.number:>2} {self.command}: SIGKILL in {self.killed_stage} "
-                f"{self.killed_after_stage_s:.2f} s after it began "
+                f"{self.killed_after_stage_s:.2f} s after it began{after} "
                 f"({self.killed_after_start_s:.1f} s into the run)"
             )
         how = "succeeded" if self.exit_code == 0 else f"exited {self.exit_code}"
         planned = (
-            f"; planned kill in {self.planned_stage} after {self.planned_delay_s:.2f} s "
-            "missed: the run got there first"
+            f"; planned kill in {self.planned_stage} {self.planned_delay_s:.2f} s after "
+            f"{self.trigger} missed: the run got there first"
             if self.planned_stage
             else ""
         )
@@ -187,6 +195,8 @@ class ChaosReport:
     checks: list[Check] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     storms: int = 0
+    sync_runs: dict[str, int] = field(default_factory=dict)  # chaos warehouse, by status
+    leftovers_resolved: int = 0
     seconds: float = 0.0
 
     @property
@@ -201,6 +211,26 @@ class ChaosReport:
 # -- running recon as a subprocess ------------------------------------------------------------
 
 
+#: What dbt reads of the project (dbt_project.yml's paths, and the profile).
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+PROJECT_DIRS = ("models", "macros", "seeds", "snapshots", "analyses", "tests/dbt")
+
+
+def snapshot_project(dest: Path) -> Path:
+    """Copy the dbt project to ``dest``: the clean and the chaos run must build the same
+    models, and a working tree may change while the chaos run goes on."""
+    from recon.build import project_dir
+
+    source = project_dir()
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(source / name, dest / name)
+    for name in PROJECT_DIRS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name)
+    return dest
+
+
 @dataclass
 class _Run:
     """Where one side (clean or chaos) runs: its world copy, warehouse and environment."""
@@ -211,7 +241,7 @@ class _Run:
     env: dict[str, str]
 
     @classmethod
-    def prepare(cls, root: Path, template: Path, options: ChaosOptions) -> _Run:
+    def prepare(cls, root: Path, template: Path, project: Path) -> _Run:
         root.mkdir(parents=True)
         world = root / "world"
         shutil.copytree(template, world)
@@ -230,12 +260,13 @@ class _Run:
                 # dbt's artefacts and logs stay in this run's folder, not the project's
                 "DBT_TARGET_PATH": str(root / "target"),
                 "DBT_LOG_PATH": str(root / "logs"),
+                # both runs build the same snapshot of the models, whatever happens to the
+                # working tree meanwhile
+                "RECON_DBT_PROJECT_DIR": str(project),
                 "PYTHONUNBUFFERED": "1",
                 "COLUMNS": "100",
             }
         )
-        if options.skip_unit_tests:
-            env["DBT_EXCLUDE_RESOURCE_TYPES"] = "unit_test"
         return cls(root=root, world=world, warehouse=root / "recon.duckdb", env=env)
 
     def command(self, name: str, base_url: str, max_changes: int) -> list[str]:
@@ -254,7 +285,8 @@ class _Run:
         if name == "ingest":
             return [*recon, "ingest", "--quiet", *common]
         if name == "build":
-            return [*recon, "build", *common[:2]]
+            # as ``recon run`` and ``recon demo`` build: unit tests check the SQL, not the data
+            return [*recon, "build", "--skip-unit-tests", *common[:2]]
         raise ValueError(f"unknown command {name!r}")
 
 
@@ -297,14 +329,18 @@ def _attempt(
     kill_delay_s: float = 0.0,
     timeout_s: float = 900.0,
     marks: dict[str, float] | None = None,
+    after_write: Path | None = None,
 ) -> Attempt:
     """Run ``recon <name>`` once; with ``kill_stage``, SIGKILL it ``kill_delay_s`` after that
-    stage's marker (unless it ends first)."""
+    stage's marker (unless it ends first).  With ``after_write`` (the sandbox's write
+    journal), the delay counts from the moment HubSpot applied a write after the marker:
+    the sync is then killed between applying and proving its changes."""
     attempt = Attempt(
         number=number,
         command=f"recon {name}",
         planned_stage=kill_stage,
         planned_delay_s=kill_delay_s if kill_stage else None,
+        trigger="a HubSpot write landed" if after_write else "the stage began",
     )
     log.write(f"\n===== attempt {number}: recon {name} =====\n".encode())
     log.flush()
@@ -329,6 +365,11 @@ def _attempt(
                     if time.monotonic() > deadline:
                         break
             mark = watcher.marks.get(kill_stage)
+            if mark is not None and after_write is not None:
+                size = _size(after_write)
+                while proc.poll() is None and _size(after_write) <= size:
+                    time.sleep(0.002)
+                mark = time.monotonic()
             if mark is not None:
                 kill_at = mark + kill_delay_s
                 while proc.poll() is None and time.monotonic() < kill_at:
@@ -339,6 +380,7 @@ def _attempt(
                         os.killpg(proc.pid, signal.SIGKILL)
                     attempt.killed_stage = _stage_at(watcher.marks, now)
                     attempt.killed_after_stage_s = now - watcher.marks[attempt.killed_stage]
+                    attempt.killed_after_trigger_s = now - mark
                     attempt.killed_after_start_s = now - started
         try:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
@@ -360,6 +402,13 @@ def _attempt(
         marks.update({s: t - started for s, t in watcher.marks.items()})
         marks["end"] = attempt.seconds
     return attempt
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _stage_at(marks: dict[str, float], at: float) -> str:
@@ -558,6 +607,21 @@ def compare_journals(clean: list[dict[str, Any]], chaos: list[dict[str, Any]]) -
         pairs=len(got_by_key),
         repeated=sum(1 for v in got_by_key.values() if len(v) > 1),
     )
+
+
+def sync_run_statuses(warehouse: Path) -> tuple[dict[str, int], int]:
+    """Sync runs by status, and the changes later runs resolved for dead ones."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select status, count(*), coalesce(sum(leftovers_resolved), 0) "
+            "from recon_audit.sync_runs group by status order by status"
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(s): int(n) for s, n, _ in rows}, sum(int(r) for _, _, r in rows)
 
 
 def unresolved_sync_changes(warehouse: Path) -> list[tuple[Any, ...]]:
@@ -796,8 +860,9 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> ChaosRep
     max_changes = max(2 * correctable_in_answers(template), 100)
 
     # -- the clean run (beside the chaos run with ``concurrent_clean``)
-    clean = _Run.prepare(workdir / "clean", template, options)
-    chaos = _Run.prepare(workdir / "chaos", template, options)
+    project = snapshot_project(workdir / "project")
+    clean = _Run.prepare(workdir / "clean", template, project)
+    chaos = _Run.prepare(workdir / "chaos", template, project)
     clean_result = _CleanResult()
     clean_thread: threading.Thread | None = None
     if options.concurrent_clean:
@@ -836,11 +901,19 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> ChaosRep
     ):
         with _storms(sb, options, report):
             misses = 0
+            sync_kills = 0
+            # while the sync has changes left to apply, every other sync kill waits for a
+            # HubSpot write to land, then strikes before the sync has proven it
+            writes_pending = True
             while pending:
                 stage = pending[0]
-                span = report.stage_seconds.get(stage) or options.stage_estimates_s.get(stage)
-                span = max((span or 5.0) * STAGE_SPAN_SHARE.get(stage, 1.0), 0.5)
-                delay = rng.uniform(0.0, span) * (0.5**misses)
+                on_write = stage == "sync" and writes_pending and sync_kills % 2 == 0
+                if on_write:
+                    delay = rng.uniform(0.0, WRITE_KILL_WINDOW_S)
+                else:
+                    span = report.stage_seconds.get(stage) or options.stage_estimates_s.get(stage)
+                    span = max((span or 5.0) * STAGE_SPAN_SHARE.get(stage, 1.0), 0.5)
+                    delay = rng.uniform(0.0, span) * (0.5**misses)
                 attempt = _attempt(
                     chaos,
                     "run",
@@ -851,12 +924,16 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> ChaosRep
                     kill_stage=stage,
                     kill_delay_s=delay,
                     timeout_s=options.attempt_timeout_s,
+                    after_write=chaos.world / "hubspot" / "writes.jsonl" if on_write else None,
                 )
                 report.attempts.append(attempt)
                 out.print(attempt.describe(), highlight=False)
+                if attempt.exit_code == 0 or (on_write and not attempt.killed):
+                    writes_pending = False  # the sync has applied everything
                 if attempt.killed:
                     pending.pop(0)
                     misses = 0
+                    sync_kills += stage == "sync"
                 else:
                     misses += 1
                     if misses > 8:
@@ -877,6 +954,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> ChaosRep
             out.print(line, highlight=False)
         _raise_for_clean(clean_result)
         report.stage_seconds = dict(clean_result.stage_seconds)
+    report.sync_runs, report.leftovers_resolved = sync_run_statuses(chaos.warehouse)
     report.checks = _checks(
         clean,
         chaos,
@@ -902,10 +980,21 @@ def print_report(out: Console, report: ChaosReport) -> None:
         + (", ".join(f"{k} {v}" for k, v in sorted(report.faults.items()) if v) or "none"),
         highlight=False,
     )
+    out.print(
+        "sync runs in the chaos warehouse: "
+        + ", ".join(f"{s} {n}" for s, n in report.sync_runs.items())
+        + f"; {report.leftovers_resolved} changes left by killed syncs resolved by later ones",
+        highlight=False,
+    )
     for i, a in enumerate(kills, 1):
+        after = (
+            f" ({a.killed_after_trigger_s:.2f} s after {a.trigger})"
+            if a.trigger != "the stage began"
+            else ""
+        )
         out.print(
             f"kill {i:>2}: {a.killed_stage:<8} {a.killed_after_stage_s:6.2f} s into the stage, "
-            f"{a.killed_after_start_s:6.1f} s into attempt {a.number}",
+            f"{a.killed_after_start_s:6.1f} s into attempt {a.number}{after}",
             highlight=False,
         )
     out.rule("[bold]what held")

@@ -16,11 +16,6 @@ def chaos_command(
     workdir: Path = typer.Option(
         Path("target/chaos"), "--workdir", help="Scratch folder (recreated) for both runs."
     ),
-    skip_unit_tests: bool = typer.Option(
-        False,
-        "--skip-unit-tests",
-        help="Leave dbt's unit tests out of every build (they never read the warehouse).",
-    ),
 ) -> None:
     """Kill and fault the pipeline, then check it converged to a clean run's result.
 
@@ -41,7 +36,6 @@ def chaos_command(
             seed=seed,
             kills=kills,
             workdir=workdir,
-            skip_unit_tests=skip_unit_tests,
         )
     )
     if not report.ok:

@@ -146,7 +146,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             # dbt's target/ and logs/ in the run's own folder, so that they can be searched
             "DBT_TARGET_PATH": str(root / "work" / "target"),
             "DBT_LOG_PATH": str(root / "work" / "logs"),
-            "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",  # fixed inputs: nothing to leak
         }
     )
     started = time.time()
