@@ -14,7 +14,7 @@ NOW = datetime(2026, 6, 30, 12, 0, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 DAY = 86400
 STRIPE_KEY = "sk_test_sandbox0000000000000000abcd"
-HUBSPOT_TOKEN = "pat-na1-00000000-0000-0000-0000-000000000000"
+HUBSPOT_TOKEN = "pat-na1-sandbox-test-token"
 T0 = NOW_TS - 400 * DAY  # objects are created from here on
 
 
