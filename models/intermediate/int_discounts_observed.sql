@@ -4,6 +4,12 @@
 -- listed customers' `discount`. Subscription events carry discounts as ids; these sightings
 -- give each id its coupon, start and end (mrr.md §6).
 
+{%- set sighting_columns = [
+    'discount_id', 'coupon_id', 'coupon_json', 'customer_id', 'subscription_id',
+    'subscription_item_id', 'start_unix', 'end_unix', 'observed_unix', 'observed_in',
+    'observed_event_id', 'discount_json',
+] %}
+
 with
 
 event_discounts as (
@@ -65,31 +71,9 @@ listed_sightings as (
 )
 
 select
-    discount_id,
-    coupon_id,
-    coupon_json,
-    customer_id,
-    subscription_id,
-    subscription_item_id,
-    start_unix,
-    end_unix,
-    observed_unix,
-    observed_in,
-    observed_event_id,
-    discount_json
+    {{ sighting_columns | join(',\n    ') }}
 from event_discounts
 union all
 select
-    discount_id,
-    coupon_id,
-    coupon_json,
-    customer_id,
-    subscription_id,
-    subscription_item_id,
-    start_unix,
-    end_unix,
-    observed_unix,
-    observed_in,
-    observed_event_id,
-    discount_json
+    {{ sighting_columns | join(',\n    ') }}
 from listed_sightings

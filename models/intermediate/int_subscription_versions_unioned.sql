@@ -21,6 +21,19 @@
 -- Incremental: a build rebuilds the subscriptions with newly landed events, and the life
 -- stories of the (few, listed) subscriptions without events; the others keep their rows.
 
+{#- the columns a life-story segment carries from its state, and those of every version -#}
+{%- set life_story_carried = [
+    'clip_unix', 'api_version', 'customer_id', 'currency', 'start_date_unix', 'trial_end_unix',
+    'ended_at_unix', 'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
+    'events_fetched_at',
+] -%}
+{%- set version_columns = [
+    'event_id', 'event_type', 'version_order', 'is_order_tied', 'valid_from_unix', 'api_version',
+    'customer_id', 'status', 'currency', 'start_date_unix', 'trial_end_unix', 'ended_at_unix',
+    'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
+    'events_fetched_at',
+] %}
+
 with
 
 all_ordered_events as (
@@ -132,18 +145,7 @@ life_story_segments as (
             when ended_at_unix < trial_end_unix then ended_at_unix
             else trial_end_unix
         end as segment_to_unix,
-        clip_unix,
-        api_version,
-        customer_id,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ life_story_carried | join(',\n        ') }}
     from life_story_bounds
     where had_trial and not was_never_active
     union all
@@ -157,18 +159,7 @@ life_story_segments as (
         case when ended_at_unix is not null then 'active' else status end as segment_status,
         trial_over_unix as segment_from_unix,
         ended_at_unix as segment_to_unix,
-        clip_unix,
-        api_version,
-        customer_id,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ life_story_carried | join(',\n        ') }}
     from life_story_bounds
     where not was_never_active
     union all
@@ -182,18 +173,7 @@ life_story_segments as (
         status as segment_status,
         ended_at_unix as segment_from_unix,
         cast(null as bigint) as segment_to_unix,
-        clip_unix,
-        api_version,
-        customer_id,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ life_story_carried | join(',\n        ') }}
     from life_story_bounds
     where ended_at_unix is not null and not was_never_active
     union all
@@ -207,18 +187,7 @@ life_story_segments as (
         status as segment_status,
         start_date_unix as segment_from_unix,
         cast(null as bigint) as segment_to_unix,
-        clip_unix,
-        api_version,
-        customer_id,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ life_story_carried | join(',\n        ') }}
     from life_story_bounds
     where was_never_active
 ),
@@ -256,46 +225,14 @@ all_versions as (
         subscription_id,
         version_source,
         0 as source_rank,
-        event_id,
-        event_type,
-        version_order,
-        is_order_tied,
-        valid_from_unix,
-        api_version,
-        customer_id,
-        status,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ version_columns | join(',\n        ') }}
     from life_story_versions
     union all
     select
         subscription_id,
         version_source,
         1 as source_rank,
-        event_id,
-        event_type,
-        version_order,
-        is_order_tied,
-        valid_from_unix,
-        api_version,
-        customer_id,
-        status,
-        currency,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        pause_collection_behavior,
-        items_json,
-        discounts_json,
-        discount_json,
-        events_fetched_at
+        {{ version_columns | join(',\n        ') }}
     from event_versions
 ),
 
