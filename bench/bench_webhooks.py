@@ -24,16 +24,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import stripe
 from hubspot.utils.signature import Signature
 
+from recon.bench.report import machine
 from recon.webhooks.server import READY_PREFIX
 from recon.webhooks.spool import Spool
 
 STRIPE_SECRET = "whsec_bench_0123456789abcdef0123456789"
 HUBSPOT_SECRET = "bench-hubspot-app-secret"
+ROOT = Path(__file__).resolve().parent.parent
 TARGET_RPS = 500
 
 
@@ -126,6 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="total requests (bounded)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
+    parser.add_argument(
+        "--out", type=Path, help="JSON results (default bench/results/<date>-webhooks.json)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="recon-bench-webhooks-") as tmp:
@@ -187,6 +193,27 @@ def main() -> int:
         flush=True,
     )
     ok = lost == 0 and doubled == 0 and failures == 0 and rps >= TARGET_RPS
+    out = args.out or ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}-webhooks.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "benchmark": "webhooks",
+        "machine": machine(),
+        "load_average": round(os.getloadavg()[0], 2),
+        "requests": total,
+        "clients": args.clients,
+        "seconds": round(wall, 3),
+        "requests_per_s": round(rps, 1),
+        "target_requests_per_s": TARGET_RPS,
+        "stripe_events_stored": len(stored),
+        "redeliveries_answered_as_duplicates": duplicates,
+        "hubspot_object_ids_queued": len(sent_hubspot),
+        "failed": failures,
+        "lost": lost,
+        "stored_twice": doubled,
+        "met": ok,
+    }
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"results: {out}")
     if not ok:
         print(f"FAIL: want >= {TARGET_RPS} requests/s with nothing lost", file=sys.stderr)
     return 0 if ok else 1
