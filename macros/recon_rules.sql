@@ -80,10 +80,10 @@
 
 
 {#- domain_before_idna(expr): a domain or URL as reconciliation.md §1 compares it, short of the
-    punycode step: trimmed, lower-cased, without scheme, path, query, port, leading `www.` or
-    trailing dots, with IDNA 2003's mapping of ß to ss, in Unicode NFC. -#}
+    punycode step: trimmed of white space (tabs too), lower-cased, without scheme, path, query,
+    port, leading `www.` or trailing dots, with IDNA 2003's mapping of ß to ss, in Unicode NFC. -#}
 {% macro domain_before_idna(expr) -%}
-    {%- set lowered = 'lower(trim(' ~ expr ~ '))' -%}
+    {%- set lowered = 'lower(' ~ recon.trim_space(expr) ~ ')' -%}
     {%- set no_scheme = 'case when strpos(' ~ lowered ~ ", '://') > 0 then substring(" ~ lowered
         ~ ' from strpos(' ~ lowered ~ ", '://') + 3) else " ~ lowered ~ ' end' -%}
     {%- set host = "split_part(split_part(split_part(" ~ no_scheme ~ ", '/', 1), '?', 1), ':', 1)" -%}

@@ -225,6 +225,7 @@ def _build_source(
                 full_refresh=full_refresh,
                 notes=notes,
                 client=client,
+                webhook_spool=str(settings.webhook_spool_dir()),
             ),
             client,
         )
@@ -246,6 +247,7 @@ def _build_source(
                 full_refresh=full_refresh,
                 notes=notes,
                 client=client,
+                webhook_spool=str(settings.webhook_spool_dir()),
             ),
             client,
         )
@@ -362,6 +364,7 @@ def ingest_source(
             t = time.perf_counter()
             pipeline.load()
             result.phases["load"] = time.perf_counter() - t
+            notes.loaded()  # e.g. consume what was drained from the webhook spool
         for table in pipeline.default_schema.data_table_names():
             result.rows_loaded.setdefault(table, 0)
         result.warnings = list(notes.warnings)

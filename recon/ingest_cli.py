@@ -99,6 +99,14 @@ def summary_table(results: Sequence[IngestResult]) -> Table:
     return table
 
 
+# progress keys of what was drained from the webhook spool (pipelines/*/webhook_events.py,
+# reread.py), as the summary says them
+_DRAINED = {
+    "webhook_events": "events drained from the webhook spool",
+    "webhook_ids": "object ids from webhook notices drained",
+}
+
+
 def print_results(console: Console, results: Sequence[IngestResult]) -> None:
     console.print(summary_table(results))
     for r in results:
@@ -110,6 +118,10 @@ def print_results(console: Console, results: Sequence[IngestResult]) -> None:
             f"{r.retries:,} retries, {r.quarantined:,} quarantined; source clock {clock}",
             highlight=False,
         )
+        drained = {what: r.objects_fetched.get(key, 0) for key, what in _DRAINED.items()}
+        for what, n in drained.items():
+            if n:
+                console.print(f"  webhooks: {n:,} {what}", highlight=False)
         for w in r.warnings:
             console.print(f"  [yellow]warning:[/] {w}", highlight=False)
 

@@ -11,6 +11,13 @@
 {%- endmacro %}
 
 
+{#- trim_space(expr): without leading and trailing white space of any kind (spaces, tabs,
+    line breaks), where SQL's trim() removes spaces only. -#}
+{% macro trim_space(expr) -%}
+    {{ recon.regexp_replace_all(expr, "'^[[:space:]]+|[[:space:]]+$'", "''") }}
+{%- endmacro %}
+
+
 {#- code_point(expr): the Unicode code point of the first character. -#}
 {% macro code_point(expr) -%}
     {{ return(adapter.dispatch('code_point', 'recon')(expr)) }}

@@ -4,7 +4,8 @@
 -- companies never match.
 -- 1 stripe_id: the company's stripe_customer_id is the customer's id;
 -- 2 metadata: the customer's metadata.hubspot_company_id is the company's id;
--- 3 contact_email: a live contact with the customer's e-mail (trimmed, case-insensitive)
+-- 3 contact_email: a live contact with the customer's e-mail (trimmed of any white space,
+--   tabs too; case-insensitive)
 --   has the company as its primary company (association contact→company type 1);
 -- 4 email_domain: the customer's e-mail domain is the company's domain (both normalised,
 --   int_domains_normalized), unless it is a free e-mail domain.
@@ -62,7 +63,7 @@ by_metadata as (
 
 primary_contact_companies as (
     select distinct
-        lower(trim(contacts.email)) as email,
+        lower({{ recon.trim_space('contacts.email') }}) as email,
         associations.to_id as company_id
     from contacts
     inner join associations
@@ -84,7 +85,7 @@ by_contact_email as (
         'contact_email' as match_method
     from customers
     inner join primary_contact_companies
-        on lower(trim(customers.email)) = primary_contact_companies.email
+        on lower({{ recon.trim_space('customers.email') }}) = primary_contact_companies.email
     inner join companies
         on primary_contact_companies.company_id = companies.company_id
 ),
@@ -98,7 +99,7 @@ customer_domains as (
         on {{ recon.email_domain('customers.email') }} = domains.domain_text
     where
         domains.normalized_domain is not null
-        and trim(customers.email) <> ''
+        and {{ recon.trim_space('customers.email') }} <> ''
         and not exists (
             select 1
             from free_email_domains

@@ -18,7 +18,8 @@
 -- * a price's currency option for the subscription's currency replaces its own amounts;
 -- * minor units divided by 10^exponent of the currency (seeds/currency_exponents.csv);
 -- * normalised to a month by the price's recurring interval and interval_count.
--- Metered prices contribute 0.
+-- Metered prices contribute 0, and so does a negative amount (Stripe never bills one: a
+-- corrupt price; tests/dbt/warn_negative_item_amounts.sql names it).
 -- Incremental: a version's items never change, so a build prices only the versions rebuilt
 -- since the last one (and any whose tiers were missing); rows of versions that no longer
 -- exist are removed after the build.
@@ -266,9 +267,9 @@ select
     subscription_currency,
     currency_exponent,
     amount_minor,
-    usage_type = 'licensed' and recurring_interval is not null as is_counted,
+    usage_type = 'licensed' and recurring_interval is not null and coalesce(amount_minor, 0) >= 0 as is_counted,
     case
-        when usage_type = 'licensed' and recurring_interval is not null
+        when usage_type = 'licensed' and recurring_interval is not null and coalesce(amount_minor, 0) >= 0
             then coalesce(
                 {{ recon.money_div(
                     'amount_minor * months_numerator',

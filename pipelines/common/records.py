@@ -245,10 +245,18 @@ class RunNotes:
     incomplete: set[str] = field(default_factory=set)
     # called when the run ends, however it ends (e.g. stop fetchers nobody will read)
     cleanups: list[Callable[[], object]] = field(default_factory=list)
+    # called, in order, only once the run's data is loaded in the warehouse (e.g. consume
+    # what was drained from the webhook spool); ``recon ingest`` runs them after the load
+    after_load: list[Callable[[], object]] = field(default_factory=list)
 
     def clean_up(self) -> None:
         while self.cleanups:
             self.cleanups.pop()()
+
+    def loaded(self) -> None:
+        """The load committed: run the ``after_load`` callbacks (each once)."""
+        while self.after_load:
+            self.after_load.pop(0)()
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

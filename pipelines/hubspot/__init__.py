@@ -12,6 +12,8 @@ associations, into ``raw_hubspot``.
 * ``owners`` (archived too) and ``properties`` (definitions): listed every run, landed when
   they changed.
 * ``quarantine``: records whose typed columns cannot be read, with their reasons.
+* With a webhook spool, the objects its change notices name are re-read by batch read after
+  each object type's own read, into the same table (reread.py).
 
 Resources run in order (``[extract] next_item_mode = "fifo"``): associations read the ids
 the object resources landed.
@@ -54,6 +56,7 @@ from pipelines.hubspot.helpers import (
     read_associations,
     search_pages,
 )
+from pipelines.hubspot.reread import SpooledObjectIds
 from pipelines.hubspot.settings import (
     ASSOCIATIONS,
     CUSTOM_PROPERTIES,
@@ -97,9 +100,12 @@ def hubspot_source(
     batch_rows: int = 5000,
     notes: Any = None,
     client: Any = None,
+    webhook_spool: str | None = None,
 ) -> Sequence[DltResource]:
     """HubSpot CRM objects.  ``notes`` (a RunNotes) receives progress and warnings;
-    ``client`` (a HubspotClient) may be given to share its pacing and source clock."""
+    ``client`` (a HubspotClient) may be given to share its pacing and source clock.
+    ``webhook_spool``: the webhook receiver's spool directory, whose pending change notices
+    name objects to re-read (reread.py)."""
     api: HubspotClient = client or hubspot_client(
         access_token,
         base_url,
@@ -111,6 +117,7 @@ def hubspot_source(
     quarantine = Quarantine("hubspot")
     landed_ids: dict[str, set[str]] = {t: set() for t in OBJECT_TYPES}
     done: set[str] = set()
+    reread = SpooledObjectIds(webhook_spool, quarantine, run_notes)
 
     def clock_s() -> float:
         return api.source_clock.timestamp() if api.source_clock else time.time()
@@ -293,7 +300,13 @@ def hubspot_source(
         yield from quarantine.drain()
 
     def finished(object_type: str) -> Iterator[pa.Table]:
-        yield from objects(object_type)
+        landed: set[str] = set()
+        for table in objects(object_type):
+            landed.update(table.column("id").to_pylist())
+            yield table
+        props = properties_to_read(object_type, extra_properties)
+        yield from reread.land(api, object_type, props, skip=landed, batch_rows=batch_rows)
+        landed_ids[object_type] |= reread.active.get(object_type, set())
         done.add(object_type)
 
     resources: list[DltResource] = [

@@ -2,7 +2,8 @@
 
 * ``events``: incremental on ``created`` with an overlap window for late events; ids of the
   window are kept in state so that a re-listed event is not extracted again, and the table
-  is insert-only on ``id`` (the first landed copy wins; webhook copies dedupe the same way).
+  is insert-only on ``id`` (the first landed copy wins).  With a webhook spool, its pending
+  events land here too, before the polled ones (webhook_events.py).
 * ``customers`` … ``invoices``: a full listing on the first run, on ``full_refresh`` and
   every ``reconcile_every_days``; otherwise new objects by their ``created`` cursor (listed
   from the cursor up, ``created[gte]``), changed ones (ids in new events)
@@ -57,6 +58,7 @@ from pipelines.stripe.settings import (
     RETRIEVE_WORKERS,
     StripeObject,
 )
+from pipelines.stripe.webhook_events import SpooledStripeEvents
 from pipelines.stripe.windows import WindowedListing
 from recon.config import STRIPE_API_BASE_DEFAULT
 from recon.http import ApiClient, MalformedResponse
@@ -79,14 +81,18 @@ def stripe_source(
     batch_rows: int = 5000,
     notes: Any = None,
     client: Any = None,
+    webhook_spool: str | None = None,
 ) -> Sequence[DltResource]:
     """Stripe events and objects.  ``notes`` (a RunNotes) receives progress and warnings;
     ``client`` (an ApiClient) may be given to share one connection pool, pacing and source
-    clock.  Every list is fetched as ``list_workers`` concurrent ``created`` windows."""
+    clock.  Every list is fetched as ``list_workers`` concurrent ``created`` windows.
+    ``webhook_spool``: the webhook receiver's spool directory, whose pending events land in
+    ``events`` too (webhook_events.py)."""
     api: ApiClient = client or stripe_client(api_key, base_url, api_version)
     run_notes: RunNotes = notes or RunNotes()
     quarantine = Quarantine("stripe")
     changes = EventChanges()
+    spooled = SpooledStripeEvents(webhook_spool, quarantine, run_notes)
     # object listings started while the events are listed (see start_object_listings)
     prefetch: dict[str, WindowedListing] = {}
 
@@ -147,6 +153,10 @@ def stripe_source(
         buf = RowBuffer(EVENT_SCHEMA, batch_rows=batch_rows)
         fresh: dict[str, int] = {}
         yielded = False
+        # webhook copies first: received before this poll, they are the copies kept
+        for table in spooled.land(buf, changes, skip=seen):
+            yield table
+            yielded = True
         for page in WindowedListing(
             api,
             EVENTS_PATH,
@@ -170,7 +180,8 @@ def stripe_source(
                     continue
                 fresh[event_id] = created
                 changes.note(obj)
-                buf.add(row)
+                if event_id not in spooled.landed:
+                    buf.add(row)
             run_notes.progress("events", len(page.data))
             if buf.full():
                 yield buf.take()

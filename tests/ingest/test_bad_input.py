@@ -8,10 +8,9 @@ answers in transit and run their own ingest against the shared sandbox.
 
 from __future__ import annotations
 
-import copy
 import json
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,121 +23,12 @@ from recon.config import Settings
 from recon.http import RetryPolicy
 from recon.sandbox.process import SandboxHandle, running_sandbox
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad"
+# the corpus's reader lives beside the corpus (shared with tests/models)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data" / "bad"))
+from corpus import CASES, PAGE_CASES, RECORD_CASES, Case, write_bad_world
+
 # Page cases give up after their retries: keep them few.
 PAGE_RETRY = RetryPolicy(attempts=2, backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=2.0)
-
-
-@dataclass
-class Case:
-    name: str
-    expect: str  # "loads", "quarantine: <reason substring>" or "error: <message substring>"
-    into: str | None = None  # "stripe/customers", ...
-    page: tuple[str, str] | None = None  # (path prefix, mode)
-    rows: int = 1
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def source(self) -> str:
-        if self.into:
-            return self.into.split("/")[0]
-        assert self.page
-        return "stripe" if self.page[0].startswith("/v1") else "hubspot"
-
-    @property
-    def table(self) -> str:
-        assert self.into
-        return self.into.split("/")[1]
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _template(into: str) -> dict[str, Any]:
-    t = tw.NOW_S
-    stripe = tw.stripe_objects()
-    hub = tw.hubspot_objects()
-    templates: dict[str, dict[str, Any]] = {
-        "stripe/customers": tw.customer(900, t - 5 * tw.DAY),
-        "stripe/prices": tw.price("price_x", "prod_a", t - 5 * tw.DAY),
-        "stripe/invoices": {**stripe["invoices"][1], "created": t - 5 * tw.DAY},
-        "stripe/events": tw.event(
-            "evt_x", "customer.updated", t - 4 * tw.DAY, stripe["customers"][0]
-        ),
-        "hubspot/companies": tw.company(900, t - 2 * tw.DAY),
-        "hubspot/contacts": {**hub["contacts"][2], "associations": {}},
-        "hubspot/deals": {**hub["deals"][0], "associations": {}},
-        "hubspot/owners": hub["owners"][0],
-    }
-    return templates[into]
-
-
-def _drop(obj: dict[str, Any], path: str) -> None:
-    *parents, last = path.split(".")
-    for p in parents:
-        obj = obj[p]
-    del obj[last]
-
-
-def _pad(obj: dict[str, Any], path: str, size: int) -> None:
-    *parents, last = path.split(".")
-    for p in parents:
-        obj = obj.setdefault(p, {})
-    obj[last] = "x" * size
-
-
-def load_case(path: Path) -> Case:
-    case = Case(name=path.stem, expect="")
-    drops: list[str] = []
-    pads: list[tuple[str, int]] = []
-    fragments: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            key, _, value = line[1:].strip().partition(":")
-            value = value.strip()
-            if key == "expect":
-                case.expect = value
-            elif key == "into":
-                case.into = value
-            elif key == "page":
-                prefix, mode = value.split()
-                case.page = (prefix, mode)
-            elif key == "rows":
-                case.rows = int(value)
-            elif key == "drop":
-                drops.append(value)
-            elif key == "pad":
-                where, size = value.split()
-                pads.append((where, int(size)))
-            else:
-                raise ValueError(f"{path.name}: unknown header {key!r}")
-        else:
-            fragments.append(json.loads(line))
-    assert case.expect.split(":")[0] in ("loads", "quarantine", "error"), path.name
-    assert (case.into is None) != (case.page is None), path.name
-    for fragment in fragments:
-        assert case.into
-        record = _merge(_template(case.into), fragment)
-        for d in drops:
-            _drop(record, d)
-        for where, size in pads:
-            _pad(record, where, size)
-        assert case.name in json.dumps(record, ensure_ascii=False), (
-            f"{path.name}: every record must carry the case name to be found"
-        )
-        case.records.append(record)
-    return case
-
-
-CASES = [load_case(p) for p in sorted(CORPUS.glob("*.jsonl"))]
-RECORD_CASES = [c for c in CASES if c.into]
-PAGE_CASES = [c for c in CASES if c.page]
 
 
 def test_the_corpus_has_at_least_25_cases() -> None:
@@ -148,13 +38,7 @@ def test_the_corpus_has_at_least_25_cases() -> None:
 
 @pytest.fixture(scope="module")
 def bad_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tw.write_world(tmp_path_factory.mktemp("bad") / "world")
-    for case in RECORD_CASES:
-        # written line by line with non-ASCII kept, as an API would send it
-        with (world / f"{case.into}.jsonl").open("a", encoding="utf-8") as f:
-            for record in case.records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return world
+    return write_bad_world(tmp_path_factory.mktemp("bad") / "world", RECORD_CASES)
 
 
 @pytest.fixture(scope="module")

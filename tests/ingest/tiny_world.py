@@ -67,6 +67,7 @@ def subscription(
         "created": created,
         "livemode": False,
         "customer": cus,
+        "currency": price_obj["currency"],
         "status": status,
         "start_date": created,
         "current_period_start": created,
