@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +96,15 @@ class ClientStats:
 
 
 class RollingWindow:
-    """At most ``limit`` calls in any ``window_s``; ``acquire`` waits until one is allowed."""
+    """At most ``limit`` calls in any ``window_s``; ``acquire`` waits until one is allowed.
+
+    Thread-safe, for a sync that keeps several requests in flight.  A call holds its slot
+    from ``acquire`` until ``release`` and then for ``window_s`` after it *finished*: the
+    server counts a request when it arrives, which is at the latest when its answer came
+    back, so counting from there keeps the local window behind HubSpot's whatever the
+    latency (counting from the send would let a later request land inside the server's
+    window of an earlier, slower one).
+    """
 
     def __init__(
         self,
@@ -109,24 +119,47 @@ class RollingWindow:
         self.window_s = pacing.window_s
         self._clock = clock
         self._sleep = sleep
-        self._calls: deque[float] = deque()
+        self._calls: deque[float] = deque()  # when each finished call of the window ended
+        self._in_flight = 0
+        self._lock = threading.Condition()
 
     def _trim(self, now: float) -> None:
         while self._calls and now - self._calls[0] >= self.window_s:
             self._calls.popleft()
 
+    @property
+    def in_use(self) -> int:
+        """Calls counted against the window now: finished within it, and in flight."""
+        with self._lock:
+            self._trim(self._clock())
+            return len(self._calls) + self._in_flight
+
     def acquire(self) -> float:
         """Take one call from the budget; returns how long it waited."""
         waited = 0.0
         while True:
-            now = self._clock()
-            self._trim(now)
-            if len(self._calls) < self.limit:
-                self._calls.append(now)
-                return waited
-            wait = self.window_s - (now - self._calls[0]) + 0.001
+            with self._lock:
+                now = self._clock()
+                self._trim(now)
+                if len(self._calls) + self._in_flight < self.limit:
+                    self._in_flight += 1
+                    return waited
+                if not self._calls:
+                    # every slot is in flight: the next release frees one
+                    start = time.monotonic()
+                    self._lock.wait(timeout=1.0)
+                    waited += time.monotonic() - start
+                    continue
+                wait = self.window_s - (now - self._calls[0]) + 0.001
             waited += wait
             self._sleep(wait)
+
+    def release(self) -> None:
+        """The call acquired last by this caller has its answer (or failed for good)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._calls.append(self._clock())
+            self._lock.notify()
 
     def observe(self, headers: httpx.Headers, *, throttled: bool = False) -> None:
         """Tighten the budget from HubSpot's ``X-HubSpot-RateLimit-*`` headers.
@@ -152,11 +185,12 @@ class RollingWindow:
             remaining = int(headers.get("x-hubspot-ratelimit-remaining", ""))
         except ValueError:
             return
-        now = self._clock()
-        self._trim(now)
-        local_remaining = self.limit - len(self._calls)
-        for _ in range(max(0, local_remaining - remaining)):
-            self._calls.append(now)
+        with self._lock:
+            now = self._clock()
+            self._trim(now)
+            local_remaining = self.limit - len(self._calls) - self._in_flight
+            for _ in range(max(0, local_remaining - remaining)):
+                self._calls.append(now)
 
     def wait_for_window(self, headers: httpx.Headers) -> float:
         """After a 429: how long to wait before the window lets us in again."""
@@ -209,6 +243,7 @@ class HubSpotClient:
         self.retry = retry or RetryPolicy()
         self.window = RollingWindow(pacing or Pacing(), clock=clock, sleep=sleep)
         self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -232,21 +267,29 @@ class HubSpotClient:
 
     # ------------------------------------------------------------------ one request
 
+    def _count(self, **deltas: float) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
     def _once(self, method: str, path: str, body: Any) -> HubSpotResponse:
-        self.stats.paced_s += self.window.acquire()
+        self._count(paced_s=self.window.acquire())
         content = orjson.dumps(body) if body is not None else None
         try:
             response = self._http.request(method, path, content=content)
             raw = response.content
         except httpx.TransportError as exc:  # timeouts, refused/dropped connections, truncation
-            self.stats.transport_errors += 1
+            self._count(transport_errors=1)
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
-        self.stats.requests += 1
+        finally:
+            self.window.release()
         status = response.status_code
-        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        with self._stats_lock:
+            self.stats.requests += 1
+            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
         self.window.observe(response.headers, throttled=status == 429)
         if status == 429:
-            self.stats.rate_limited += 1
+            self._count(rate_limited=1)
             raise _RateLimited(self.window.wait_for_window(response.headers))
         if status >= 500:
             raise _Transient(f"HTTP {status}")
@@ -277,11 +320,11 @@ class HubSpotClient:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _RateLimited):
-                self.stats.rate_limit_wait_s += exc.wait_s
+                self._count(rate_limit_wait_s=exc.wait_s)
                 return exc.wait_s
             backoff = self.retry.backoff_base_s * (2.0 ** max(counts["transient"] - 1, 0))
             delay = min(backoff, self.retry.backoff_max_s) * (0.5 + random.random() / 2)
-            self.stats.backoff_s += delay
+            self._count(backoff_s=delay)
             return delay
 
         retrying = tenacity.Retrying(
@@ -309,16 +352,22 @@ class HubSpotClient:
     # ------------------------------------------------------------------ the CRM calls
 
     def batch_read(
-        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+        self,
+        object_type: str,
+        ids: Sequence[str],
+        properties: Sequence[str],
+        *,
+        concurrency: int = 4,
     ) -> BatchReadResult:
-        """Current values of ``properties`` for ``ids`` (in batches of 100).
+        """Current values of ``properties`` for ``ids`` (in batches of 100, ``concurrency``
+        of them in flight; the shared window keeps them under the rate limit).
 
         Ids HubSpot does not know (deleted, archived, never existed) come back in ``missing``.
         """
-        found: dict[str, dict[str, Any]] = {}
-        missing: set[str] = set()
         unique = list(dict.fromkeys(str(i) for i in ids))
-        for chunk in _chunks(unique, BATCH_LIMIT):
+        chunks = list(_chunks(unique, BATCH_LIMIT))
+
+        def read(chunk: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
             response = self.request(
                 "POST",
                 f"/crm/v3/objects/{object_type}/batch/read",
@@ -330,12 +379,27 @@ class HubSpotClient:
                     f"{response.category}): {response.message}",
                     response,
                 )
-            for obj in response.body.get("results") or []:
-                found[str(obj.get("id"))] = dict(obj.get("properties") or {})
+            found = {
+                str(obj.get("id")): dict(obj.get("properties") or {})
+                for obj in response.body.get("results") or []
+            }
+            missing: set[str] = set()
             for err in response.body.get("errors") or []:
                 missing.update(str(i) for i in (err.get("context") or {}).get("ids") or [])
             # an id in neither results nor errors was not read: treat it as unknown too
             missing.update(i for i in chunk if i not in found)
+            return found, missing
+
+        if len(chunks) <= 1 or concurrency <= 1:
+            answers = [read(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
+                answers = list(pool.map(read, chunks))
+        found: dict[str, dict[str, Any]] = {}
+        missing: set[str] = set()
+        for chunk_found, chunk_missing in answers:
+            found.update(chunk_found)
+            missing |= chunk_missing
         missing.difference_update(found)
         return BatchReadResult(found, missing)
 

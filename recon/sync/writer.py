@@ -19,7 +19,9 @@ run, finds out whether it landed.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from recon.sync.audit import FAILED, MISMATCH, SENT, SUCCEEDED, VERIFIED, Change, SyncJournal
@@ -34,6 +36,8 @@ from recon.sync.values import SYNC_PROPERTIES, same_value
 log = logging.getLogger(__name__)
 
 UNACKED_ATTEMPTS = 3
+#: batches in flight at once: enough to fill HubSpot's window at a few hundred ms a request
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass
@@ -75,14 +79,22 @@ def _error_ids(error: dict[str, object]) -> list[str]:
 
 @dataclass
 class Writer:
+    """Sends the batches, ``concurrency`` of them in flight at once.
+
+    HubSpot answers a batch in a few hundred milliseconds, so one request at a time uses a
+    fraction of its 190-per-10-s window; several in flight fill it, and the client's shared
+    window keeps them under the limit.  Only this thread touches the journal: a batch is
+    journalled ``sent`` before it is handed to a worker, its outcomes once it is done.
+    """
+
     client: HubSpotClient
     journal: SyncJournal
     object_type: str = "companies"
     batch_size: int = BATCH_LIMIT
-    on_batch: Callable[[int, int], None] | None = None  # (batch number, batches)
+    on_batch: Callable[[int, int], None] | None = None  # (batches done, batches)
+    concurrency: int = DEFAULT_CONCURRENCY
     outcome: WriteOutcome = field(default_factory=WriteOutcome)
-    # changes whose first request ``mark_sent`` already counted in ``attempts``
-    _counted: set[int] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def write(self, changes: Sequence[Change]) -> WriteOutcome:
         outside = sorted({c.property for c in changes} - set(SYNC_PROPERTIES))
@@ -93,47 +105,76 @@ class Writer:
             by_object.setdefault(c.object_id, []).append(c)
         inputs = [_Input(oid, cs) for oid, cs in by_object.items()]
         batches = [inputs[i : i + self.batch_size] for i in range(0, len(inputs), self.batch_size)]
-        for n, batch in enumerate(batches, start=1):
-            batch_changes = [c for inp in batch for c in inp.changes]
-            self.journal.mark_sent(batch_changes)
-            self._counted = {id(c) for c in batch_changes}
-            try:
-                self._send(batch, attempt=1)
-            except HubSpotUnavailable as exc:
-                self.outcome.unavailable = str(exc)
-                for c in batch_changes:
-                    if c.status == SENT:
-                        c.error = f"no answer from HubSpot: {exc}"
-                self.journal.record_outcomes(batch_changes)
-                self.journal.record_errors(c for c in batch_changes if c.status == SENT)
-                rest = [c for later in batches[n:] for inp in later for c in inp.changes]
-                for c in rest:
-                    c.status = FAILED
-                    c.error = f"not sent: HubSpot was unavailable ({exc})"
-                self.journal.record_outcomes(rest)
-                return self.outcome
-            self.journal.record_outcomes(batch_changes)
-            self.outcome.batches += 1
-            if self.on_batch:
-                self.on_batch(n, len(batches))
+        if not batches:
+            return self.outcome
+        pending = iter(batches)
+        in_flight: dict[Future[None], list[Change]] = {}
+        unavailable: HubSpotUnavailable | None = None
+        done = 0
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+
+            def submit() -> bool:
+                batch = next(pending, None)
+                if batch is None:
+                    return False
+                batch_changes = [c for inp in batch for c in inp.changes]
+                self.journal.mark_sent(batch_changes)
+                in_flight[pool.submit(self._send_batch, batch)] = batch_changes
+                return True
+
+            while len(in_flight) < max(1, self.concurrency) and submit():
+                pass
+            while in_flight:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    batch_changes = in_flight.pop(future)
+                    try:
+                        future.result()
+                    except HubSpotUnavailable as exc:
+                        unavailable = unavailable or exc
+                        for c in batch_changes:
+                            if c.status == SENT:
+                                c.error = f"no answer from HubSpot: {exc}"
+                        self.journal.record_outcomes(batch_changes)
+                        self.journal.record_errors(c for c in batch_changes if c.status == SENT)
+                        continue
+                    self.journal.record_outcomes(batch_changes)
+                    self.outcome.batches += 1
+                    done += 1
+                    if self.on_batch:
+                        self.on_batch(done, len(batches))
+                    if unavailable is None:
+                        submit()
+        if unavailable is not None:
+            self.outcome.unavailable = str(unavailable)
+            rest = [c for batch in pending for inp in batch for c in inp.changes]
+            for c in rest:
+                c.status = FAILED
+                c.error = f"not sent: HubSpot was unavailable ({unavailable})"
+            self.journal.record_outcomes(rest)
         return self.outcome
 
     # ---------------------------------------------------------------- one request
 
-    def _post(self, batch: Sequence[_Input]) -> HubSpotResponse:
-        self.outcome.requests += 1
+    def _send_batch(self, batch: list[_Input]) -> None:
+        # the first request of each change was counted by ``mark_sent``
+        self._send(batch, attempt=1, counted={id(c) for inp in batch for c in inp.changes})
+
+    def _post(self, batch: Sequence[_Input], counted: set[int]) -> HubSpotResponse:
+        with self._lock:
+            self.outcome.requests += 1
         for inp in batch:
             for c in inp.changes:
-                if id(c) in self._counted:
-                    self._counted.discard(id(c))
+                if id(c) in counted:
+                    counted.discard(id(c))
                 else:
                     c.attempts += 1
         return self.client.batch_update(self.object_type, [inp.body() for inp in batch])
 
-    def _send(self, batch: list[_Input], attempt: int) -> None:
-        response = self._post(batch)
+    def _send(self, batch: list[_Input], attempt: int, counted: set[int]) -> None:
+        response = self._post(batch, counted)
         if 400 <= response.status < 500:
-            self._isolate(batch, _error_text(response.category, response.message), attempt)
+            self._isolate(batch, _error_text(response.category, response.message), attempt, counted)
             return
         if not 200 <= response.status < 300:
             # 1xx/3xx: HubSpot never answers batch writes so; nothing is known to be applied
@@ -168,10 +209,10 @@ class Writer:
             return
         if unattributed:
             # a 207 whose errors name no input: isolate them as for a 400
-            self._isolate(rest, "; ".join(unattributed), attempt)
+            self._isolate(rest, "; ".join(unattributed), attempt, counted)
         elif attempt < UNACKED_ATTEMPTS:
             log.info("%d inputs neither applied nor failed; sending them again", len(rest))
-            self._send(rest, attempt + 1)
+            self._send(rest, attempt + 1, counted)
         else:
             self._fail(
                 rest,
@@ -182,17 +223,17 @@ class Writer:
                 ),
             )
 
-    def _isolate(self, batch: list[_Input], text: str, attempt: int) -> None:
+    def _isolate(self, batch: list[_Input], text: str, attempt: int, counted: set[int]) -> None:
         """The whole batch was refused: split it until the bad inputs stand alone."""
         if len(batch) > 1:
             middle = len(batch) // 2
-            self._send(batch[:middle], attempt)
-            self._send(batch[middle:], attempt)
+            self._send(batch[:middle], attempt, counted)
+            self._send(batch[middle:], attempt, counted)
             return
         (inp,) = batch
         if len(inp.changes) > 1:
             for c in inp.changes:
-                self._send([_Input(inp.object_id, [c])], attempt)
+                self._send([_Input(inp.object_id, [c])], attempt, counted)
             return
         self._fail(batch, text)
 

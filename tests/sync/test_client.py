@@ -51,7 +51,8 @@ def test_pacing_keeps_calls_under_the_rolling_window() -> None:
     window = RollingWindow(Pacing(limit=3, window_s=10.0), clock=fake.clock, sleep=fake.sleep)
     for _ in range(7):
         window.acquire()
-        fake.now += 0.1
+        fake.now += 0.1  # the answer takes 100 ms
+        window.release()
     # 7 calls at 3 per 10 s: two waits for the window
     assert len(fake.sleeps) == 2
     assert all(9.0 < s <= 10.01 for s in fake.sleeps)
@@ -210,3 +211,47 @@ def test_batch_read_sorts_found_from_missing() -> None:
     assert len(result.found) == 125 and len(result.missing) == 125
     assert result.found["10"] == {"mrr": "10"}
     assert client.stats.requests == 3
+
+
+def test_a_call_holds_its_slot_from_when_it_finished() -> None:
+    # the server counts a request when it arrives, at the latest when its answer came back:
+    # a slow call keeps its slot for a whole window after it finished, not after it started
+    fake = FakeTime()
+    window = RollingWindow(Pacing(limit=1, window_s=10.0), clock=fake.clock, sleep=fake.sleep)
+    window.acquire()
+    fake.now += 3.0  # three seconds in flight
+    window.release()
+    window.acquire()
+    assert fake.sleeps and fake.sleeps[0] == pytest.approx(10.0, abs=0.01)
+
+
+def test_calls_in_flight_count_against_the_window_across_threads() -> None:
+    import threading
+    import time
+
+    window = RollingWindow(Pacing(limit=3, window_s=0.5))
+    lock = threading.Lock()
+    finished: list[float] = []
+    concurrent = [0, 0]  # now, most
+
+    def call() -> None:
+        window.acquire()
+        with lock:
+            concurrent[0] += 1
+            concurrent[1] = max(concurrent[1], concurrent[0])
+        time.sleep(0.05)
+        with lock:
+            concurrent[0] -= 1
+            finished.append(time.monotonic())
+        window.release()
+
+    threads = [threading.Thread(target=call) for _ in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert concurrent[1] == 3  # several in flight, never more than the limit
+    # no more than 3 calls end inside any 0.5 s: each started after an earlier one's slot freed
+    finished.sort()
+    for i in range(3, len(finished)):
+        assert finished[i] - finished[i - 3] >= 0.5

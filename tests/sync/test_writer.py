@@ -11,7 +11,7 @@ import pytest
 from sync_fixtures import TOKEN, Scratch, writes
 
 from recon.sync.audit import Change, RunRecord, SyncJournal, ensure_tables
-from recon.sync.hubspot_client import HubSpotClient
+from recon.sync.hubspot_client import HubSpotClient, RetryPolicy
 from recon.sync.warehouse import connect
 from recon.sync.writer import Writer, read_back
 
@@ -184,3 +184,65 @@ def test_only_allow_listed_properties_are_ever_written(scratch: Scratch) -> None
     with pytest.raises(ValueError, match="never writes the properties hubspot_owner_id"):
         Writer(client, journal).write(changes)
     assert sent == []
+
+
+def test_batches_are_sent_several_at_once_and_all_journalled(scratch: Scratch) -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = [i["id"] for i in json.loads(request.content)["inputs"]]
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        time.sleep(0.3)  # HubSpot takes a while to answer
+        with lock:
+            in_flight[0] -= 1
+            sent.extend(ids)
+        return httpx.Response(200, json={"status": "COMPLETE", "results": [{"id": i} for i in ids]})
+
+    changes = [Change(str(7000 + i), "mrr", None, f"{i}.00") for i in range(650)]
+    journal = journal_for(scratch.warehouse, changes)
+    client = HubSpotClient("http://hubspot.test", TOKEN, transport=httpx.MockTransport(handler))
+    progress: list[tuple[int, int]] = []
+    outcome = Writer(
+        client, journal, concurrency=3, on_batch=lambda n, of: progress.append((n, of))
+    ).write(changes)
+    # more than one at once, never more than asked for (journalling each batch before it
+    # leaves takes this thread a moment, so a loaded machine may not reach all three)
+    assert 2 <= in_flight[1] <= 3
+    assert outcome.batches == 7 and outcome.requests == 7
+    assert sorted(sent) == sorted(c.object_id for c in changes)  # each company once
+    assert progress == [(n, 7) for n in range(1, 8)]
+    rows = journal_rows(scratch.warehouse)
+    assert len(rows) == 650 and {v[0] for v in rows.values()} == {"succeeded"}
+    assert all(v[2] == 1 for v in rows.values())  # one attempt each
+
+
+def test_hubspot_unavailable_stops_sending_and_journals_the_rest(scratch: Scratch) -> None:
+    calls = [0]
+    lock = __import__("threading").Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            calls[0] += 1
+        return httpx.Response(503, json={"message": "down"})
+
+    changes = [Change(str(8000 + i), "mrr", None, "1.00") for i in range(1000)]
+    journal = journal_for(scratch.warehouse, changes)
+    client = HubSpotClient(
+        "http://hubspot.test",
+        TOKEN,
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(transient_attempts=2, backoff_base_s=0.01, backoff_max_s=0.01),
+    )
+    outcome = Writer(client, journal, concurrency=4).write(changes)
+    assert outcome.unavailable and outcome.batches == 0
+    # the first four batches went out (twice each) and stay "sent"; the other six never left
+    assert calls[0] == 8
+    statuses = [v[0] for v in journal_rows(scratch.warehouse).values()]
+    assert statuses.count("sent") == 400 and statuses.count("failed") == 600
