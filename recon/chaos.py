@@ -67,8 +67,17 @@ COMPARED_SCHEMAS = (
     "main_staging",
     "main_seeds",
 )
-#: Relations that only restate run bookkeeping.
-SKIPPED_RELATIONS = frozenset({"main_staging.stg_recon_audit__ingest_runs"})
+#: Relations that only restate run bookkeeping: recon's audit tables (run ids, wall-clock
+#: times), and the findings' history, which records the builds themselves (a chaos run that
+#: was killed and rerun builds more often, and a killed sync's write may be proved only
+#: after the next build, so who resolved a finding can differ).
+SKIPPED_RELATIONS = frozenset(
+    {
+        "main_staging.stg_recon_audit__ingest_runs",
+        "main_staging.stg_recon_audit__sync_changes",
+        "main.rec_findings_history",
+    }
+)
 #: Kill delays are drawn from this share of a stage's clean duration: the sync stage's
 #: duration includes the summary and the process's exit, and a kill after its writes and
 #: proof would only hit a finished sync.

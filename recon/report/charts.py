@@ -6,6 +6,7 @@ draw); ``recon.report.render`` turns them into HTML, embedding plotly.js once.
 
 from __future__ import annotations
 
+import html
 import math
 from datetime import date
 from typing import Any
@@ -13,7 +14,15 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from recon.report.data import AccountGaps, BridgeMonth, FindingKind, OwnerBooks, SyncHistory
+from recon.report.data import (
+    AccountGaps,
+    BridgeMonth,
+    FindingKind,
+    FindingsHistory,
+    OwnerBooks,
+    SyncHistory,
+    SyncOperations,
+)
 from recon.report.formatting import MINUS, currency_prefix, month
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
@@ -70,6 +79,12 @@ def nice_step(span: float, ticks: int = 5) -> float:
         if raw <= factor * magnitude:
             return float(factor * magnitude)
     return 10.0 * magnitude
+
+
+def count_step(largest: float) -> int:
+    """A whole tick step for a count axis whose largest value is ``largest`` (never 0.5 of a
+    finding: small counts tick 0, 1, 2, …)."""
+    return max(1, math.ceil(nice_step(largest)))
 
 
 def _next_month(d: date) -> date:
@@ -401,4 +416,142 @@ def sync_figure(sync: SyncHistory) -> go.Figure | None:
     _layout(fig, height=320, barmode="stack", bargap=0.35, legend_traceorder="normal")
     fig.update_xaxes(type="category", title_text="Run started (UTC)", automargin=True)
     fig.update_yaxes(title_text="Changes", tickformat=",d", gridcolor=GRID, rangemode="tozero")
+    return fig
+
+
+# One colour per finding kind, the same in every chart of the findings' history.
+KIND_COLORS = (
+    "#2563eb",
+    "#16a34a",
+    "#f59e0b",
+    "#dc2626",
+    "#7c3aed",
+    "#0d9488",
+    "#db2777",
+    "#65a30d",
+    "#ea580c",
+    "#0891b2",
+    "#4f46e5",
+    "#64748b",
+)
+
+
+def _kind_color(kind: str, kinds: list[str]) -> str:
+    return KIND_COLORS[sorted(kinds).index(kind) % len(KIND_COLORS)]
+
+
+def open_age_figure(history: FindingsHistory, currency: str) -> go.Figure | None:
+    """Open findings per age bucket (days since first seen), stacked by kind."""
+    if not history.n_open:
+        return None
+    buckets = history.buckets
+    kinds = [o.kind for o in history.open_by_age]
+    prefix = currency_prefix(currency)
+    fig = go.Figure()
+    for o in history.open_by_age:
+        fig.add_trace(
+            go.Bar(
+                x=buckets,
+                y=[o.counts[b] for b in buckets],
+                name=o.kind,
+                marker_color=_kind_color(o.kind, kinds),
+                customdata=[[float(o.mrr_at_stake)]] * len(buckets),
+                hovertemplate=(
+                    f"{o.kind}<br>%{{x}}: %{{y:,}} open"
+                    f"<br>{prefix}%{{customdata[0]:,.2f}} at stake (all ages)<extra></extra>"
+                ),
+            )
+        )
+    _layout(fig, height=340, barmode="stack", bargap=0.35, legend_traceorder="normal")
+    fig.update_xaxes(
+        type="category",
+        categoryorder="array",
+        categoryarray=buckets,
+        title_text="Open for (since first seen)",
+        automargin=True,
+    )
+    tallest = max(history.open_in(b) for b in buckets)
+    fig.update_yaxes(
+        title_text="Open findings",
+        tickformat=",d",
+        dtick=count_step(tallest),
+        gridcolor=GRID,
+        rangemode="tozero",
+    )
+    return fig
+
+
+def resolution_figure(history: FindingsHistory) -> go.Figure | None:
+    """Days from first seen to resolved per kind: the median and the 90th percentile."""
+    if not history.resolution:
+        return None
+    rows = list(reversed(history.resolution))  # the slowest on top
+    kinds = [r.kind for r in rows]
+    custom = [[r.n_resolved, r.n_by_sync, r.n_by_hand] for r in rows]
+    hover = (
+        "%{y}: %{x:,.1f} days ({name})<br>%{customdata[0]:,} resolved: "
+        "%{customdata[1]:,} by sync, %{customdata[2]:,} by hand<extra></extra>"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=kinds,
+                x=[r.median_days for r in rows],
+                orientation="h",
+                name="Median",
+                marker_color=BLUE,
+                text=[f"{r.median_days:,.1f}" for r in rows],
+                textposition="auto",
+                customdata=custom,
+                hovertemplate=hover.replace("{name}", "median"),
+            ),
+            go.Bar(
+                y=kinds,
+                x=[r.p90_days for r in rows],
+                orientation="h",
+                name="90th percentile",
+                marker_color=NAVY,
+                text=[f"{r.p90_days:,.1f}" for r in rows],
+                textposition="auto",
+                customdata=custom,
+                hovertemplate=hover.replace("{name}", "90th percentile"),
+            ),
+        ]
+    )
+    _layout(fig, height=max(240, 44 * len(rows) + 90), barmode="group", bargap=0.3)
+    fig.update_yaxes(automargin=True, tickfont={"family": "ui-monospace, monospace"})
+    fig.update_xaxes(
+        title_text="Days to resolution", gridcolor=GRID, rangemode="tozero", automargin=True
+    )
+    return fig
+
+
+def sync_failures_figure(operations: SyncOperations) -> go.Figure | None:
+    """Failed changes per kind of failure (HubSpot's category, or what recon saw)."""
+    if not operations.failures:
+        return None
+    rows = list(reversed(operations.failures))  # the most on top
+    fig = go.Figure(
+        go.Bar(
+            y=[f.kind for f in rows],
+            x=[f.n_changes for f in rows],
+            orientation="h",
+            marker_color=[
+                COLORS["mismatch" if f.kind == "READ_BACK_MISMATCH" else "failed"] for f in rows
+            ],
+            text=[f"{f.n_changes:,}" for f in rows],
+            textposition="auto",
+            customdata=[[html.escape(_short(f.example or "", 90))] for f in rows],
+            hovertemplate="%{y}: %{x:,} changes<br>latest: %{customdata[0]}<extra></extra>",
+        )
+    )
+    _layout(fig, height=max(220, 36 * len(rows) + 90), showlegend=False)
+    fig.update_yaxes(automargin=True, tickfont={"family": "ui-monospace, monospace"})
+    fig.update_xaxes(
+        title_text="Failed changes",
+        tickformat=",d",
+        dtick=count_step(max(f.n_changes for f in rows)),
+        gridcolor=GRID,
+        rangemode="tozero",
+    )
     return fig

@@ -8,6 +8,8 @@ warehouse's own catalogue and are quoted; every value is a query parameter.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -155,6 +157,106 @@ class SyncHistory:
     n_failed_changes: int
 
 
+#: Ages of open findings, in whole days since first seen: (label, first day of the bucket).
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("under 1 day", 0),
+    ("1\u20137 days", 1),
+    ("8\u201330 days", 8),
+    ("31\u201390 days", 31),
+    ("over 90 days", 91),
+)
+
+
+def age_bucket(days_open: float) -> str:
+    """The ``AGE_BUCKETS`` label of an open finding ``days_open`` days old."""
+    whole = math.floor(days_open)
+    label = AGE_BUCKETS[0][0]
+    for name, first_day in AGE_BUCKETS:
+        if whole >= first_day:
+            label = name
+    return label
+
+
+@dataclass(frozen=True)
+class OpenByAge:
+    """A kind's open findings (``rec_findings_history``) per age bucket."""
+
+    kind: str
+    counts: dict[str, int]  # AGE_BUCKETS label -> open findings; every label present
+    mrr_at_stake: Decimal
+
+    @property
+    def n_open(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class ResolutionTime:
+    """Time to resolution of a kind's resolved episodes (first seen to resolved, in days)."""
+
+    kind: str
+    n_resolved: int
+    n_by_sync: int
+    median_days: float
+    p90_days: float
+
+    @property
+    def n_by_hand(self) -> int:
+        return self.n_resolved - self.n_by_sync
+
+
+@dataclass(frozen=True)
+class FindingsHistory:
+    """``rec_findings_history``: open findings by age and time to resolution per kind."""
+
+    since: datetime | None  # the first build the history saw
+    latest: datetime | None  # the newest build it saw
+    n_open: int
+    n_resolved: int
+    n_resolved_by_sync: int
+    n_reopened: int  # episodes after the first: findings found again once resolved
+    open_mrr_at_stake: Decimal
+    open_by_age: list[OpenByAge]  # kinds with open findings, most first
+    resolution: list[ResolutionTime]  # kinds with resolved findings, slowest (p90) first
+
+    @property
+    def buckets(self) -> list[str]:
+        return [label for label, _ in AGE_BUCKETS]
+
+    def open_in(self, bucket: str) -> int:
+        return sum(k.counts[bucket] for k in self.open_by_age)
+
+
+@dataclass(frozen=True)
+class FailureKind:
+    """Failed changes of one kind: HubSpot's error category, or what recon saw go wrong."""
+
+    kind: str
+    n_changes: int
+    example: str | None  # the latest error text of the kind
+
+
+@dataclass(frozen=True)
+class SyncOperations:
+    """The sync's operating figures, from every change applied runs attempted."""
+
+    n_attempted: int  # changes journalled by applied runs (recon_audit.sync_changes)
+    n_verified: int  # read back from HubSpot holding the new value
+    n_failed: int  # failed, or read back differently
+    n_runs_with_changes: int
+    max_changes_per_run: int
+    failures: list[FailureKind]  # most first
+
+    @property
+    def n_unresolved(self) -> int:
+        """Changes still planned, sent or acknowledged but not yet read back."""
+        return self.n_attempted - self.n_verified - self.n_failed
+
+    @property
+    def changes_per_run(self) -> float:
+        return self.n_attempted / self.n_runs_with_changes if self.n_runs_with_changes else 0.0
+
+
 @dataclass(frozen=True)
 class GateCheck:
     suite: str
@@ -192,6 +294,8 @@ class ReportData:
     owners: OwnerBooks | None
     sync: SyncHistory | None
     gate: GateResult | None
+    history: FindingsHistory | None = None
+    operations: SyncOperations | None = None
 
     @property
     def current(self) -> BridgeMonth | None:
@@ -234,6 +338,8 @@ def read_report_data(
             owners=_owners(con, top_owners),
             sync=_sync_history(con, history),
             gate=_gate(con),
+            history=_findings_history(con),
+            operations=_sync_operations(con),
         )
 
 
@@ -521,6 +627,130 @@ def _sync_history(con: duckdb.DuckDBPyConnection, limit: int) -> SyncHistory | N
         changes_by_status=by_status,
         failed_changes=failed,
         n_failed_changes=n_failed_changes,
+    )
+
+
+def _findings_history(con: duckdb.DuckDBPyConnection) -> FindingsHistory | None:
+    rel = _model(con, "rec_findings_history")
+    if rel is None:
+        return None
+    head = _one(
+        con,
+        "select min(first_seen_at) as since, max(coalesce(resolved_at, last_seen_at)) as latest, "
+        "count(*) filter (where is_open) as n_open, "
+        "count(*) filter (where not is_open) as n_resolved, "
+        "count(*) filter (where not is_open and resolved_by = 'sync') as n_by_sync, "
+        "count(*) filter (where episode > 1) as n_reopened, "
+        "coalesce(sum(mrr_at_stake) filter (where is_open), 0) as open_mrr "
+        f"from {rel}",
+    )
+    ages: dict[str, dict[str, int]] = {}
+    stakes: dict[str, Decimal] = {}
+    for r in _rows(
+        con,
+        "select kind, floor(coalesce(days_open, 0)) as age_days, count(*) as n, "
+        f"coalesce(sum(mrr_at_stake), 0) as mrr from {rel} where is_open group by 1, 2",
+    ):
+        kind = str(r["kind"])
+        counts = ages.setdefault(kind, {label: 0 for label, _ in AGE_BUCKETS})
+        counts[age_bucket(float(r["age_days"]))] += _int(r["n"])
+        stakes[kind] = stakes.get(kind, ZERO) + _dec(r["mrr"])
+    open_by_age = sorted(
+        (OpenByAge(kind=k, counts=c, mrr_at_stake=stakes[k]) for k, c in ages.items()),
+        key=lambda o: (-o.n_open, -o.mrr_at_stake, o.kind),
+    )
+    resolution = [
+        ResolutionTime(
+            kind=str(r["kind"]),
+            n_resolved=_int(r["n"]),
+            n_by_sync=_int(r["n_by_sync"]),
+            median_days=float(r["median_days"] or 0),
+            p90_days=float(r["p90_days"] or 0),
+        )
+        for r in _rows(
+            con,
+            "select kind, count(*) as n, count(*) filter (where resolved_by = 'sync') as n_by_sync, "
+            "quantile_cont(cast(days_open as double), 0.5) as median_days, "
+            "quantile_cont(cast(days_open as double), 0.9) as p90_days "
+            f"from {rel} where not is_open group by kind order by p90_days desc, kind",
+        )
+    ]
+    return FindingsHistory(
+        since=head.get("since"),
+        latest=head.get("latest"),
+        n_open=_int(head.get("n_open")),
+        n_resolved=_int(head.get("n_resolved")),
+        n_resolved_by_sync=_int(head.get("n_by_sync")),
+        n_reopened=_int(head.get("n_reopened")),
+        open_mrr_at_stake=_dec(head.get("open_mrr")),
+        open_by_age=open_by_age,
+        resolution=resolution,
+    )
+
+
+_CATEGORY = re.compile(r"^([A-Z][A-Z0-9_]*): ")
+#: recon's own words for changes HubSpot never judged (recon.sync.writer and .run).
+_RECON_FAILURES = (
+    ("not sent", "NOT_SENT"),
+    ("no answer from HubSpot", "NO_ANSWER"),
+    ("not applied", "NOT_APPLIED"),
+)
+
+
+def failure_kind(status: str, error: str | None) -> str:
+    """The kind of a failed change: ``READ_BACK_MISMATCH`` for a change HubSpot accepted but
+    was read back holding another value, else HubSpot's error category (``VALIDATION_ERROR``,
+    ``OBJECT_NOT_FOUND``…), else what recon saw (``NOT_SENT``, ``NO_ANSWER``, ``NOT_APPLIED``),
+    else ``OTHER``."""
+    if status == "mismatch":
+        return "READ_BACK_MISMATCH"
+    text = (error or "").strip()
+    match = _CATEGORY.match(text)
+    if match:
+        return match.group(1)
+    for prefix, kind in _RECON_FAILURES:
+        if text.startswith(prefix):
+            return kind
+    return "OTHER"
+
+
+def _sync_operations(con: duckdb.DuckDBPyConnection) -> SyncOperations | None:
+    rel = _audit(con, "sync_changes")
+    if rel is None:
+        return None
+    head = _one(
+        con,
+        "select count(*) as n, count(*) filter (where status = 'verified') as n_verified, "
+        "count(*) filter (where list_contains(?::varchar[], status)) as n_failed, "
+        f"count(distinct run_id) as n_runs from {rel}",
+        [FAILED_CHANGE_STATUSES],
+    )
+    per_run = _one(
+        con, f"select max(n) as max_n from (select count(*) as n from {rel} group by run_id) as r"
+    )
+    kinds: dict[str, tuple[int, datetime | None, str | None]] = {}
+    for r in _rows(
+        con,
+        "select status, error, count(*) as n, max(updated_at) as latest "
+        f"from {rel} where list_contains(?::varchar[], status) group by status, error",
+        [FAILED_CHANGE_STATUSES],
+    ):
+        kind = failure_kind(str(r["status"]), _str(r["error"]))
+        n, latest, example = kinds.get(kind, (0, None, None))
+        if latest is None or (r["latest"] is not None and r["latest"] >= latest):
+            latest, example = r["latest"], _str(r["error"])
+        kinds[kind] = (n + _int(r["n"]), latest, example)
+    failures = sorted(
+        (FailureKind(kind=k, n_changes=n, example=ex) for k, (n, _, ex) in kinds.items()),
+        key=lambda f: (-f.n_changes, f.kind),
+    )
+    return SyncOperations(
+        n_attempted=_int(head.get("n")),
+        n_verified=_int(head.get("n_verified")),
+        n_failed=_int(head.get("n_failed")),
+        n_runs_with_changes=_int(head.get("n_runs")),
+        max_changes_per_run=_int(per_run.get("max_n")),
+        failures=failures,
     )
 
 

@@ -51,6 +51,14 @@ def percent(part: int, whole: int) -> str:
     return "—" if whole == 0 else f"{100 * part / whole:.0f} %"
 
 
+def days(value: float | None) -> str:
+    """``0.5 days``, ``1 day``, ``12.3 days``; an em dash for no value."""
+    if value is None:
+        return "—"
+    text = f"{value:,.1f}".removesuffix(".0")
+    return f"{text} day" if text == "1" else f"{text} days"
+
+
 def instant(value: datetime | None) -> str:
     """UTC instants as ``2026-06-30 12:00 UTC`` (the warehouse stores naive UTC)."""
     if value is None:

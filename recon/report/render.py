@@ -68,6 +68,7 @@ def _environment(currency: str) -> jinja2.Environment:
     env.filters["count"] = fmt.count
     env.filters["instant"] = fmt.instant
     env.filters["month"] = fmt.month
+    env.filters["days"] = fmt.days
     return env
 
 
@@ -87,6 +88,14 @@ def render_report(data: ReportData) -> RenderedReport:
             "chart-findings",
             charts.findings_figure(data.findings, currency) if data.findings else None,
         ),
+        "history_age": c.html(
+            "chart-history-age",
+            charts.open_age_figure(data.history, currency) if data.history else None,
+        ),
+        "history_resolution": c.html(
+            "chart-history-resolution",
+            charts.resolution_figure(data.history) if data.history else None,
+        ),
         "gaps": c.html(
             "chart-gaps", charts.gaps_figure(data.gaps, currency) if data.gaps else None
         ),
@@ -94,6 +103,10 @@ def render_report(data: ReportData) -> RenderedReport:
             "chart-owners", charts.owners_figure(data.owners, currency) if data.owners else None
         ),
         "sync": c.html("chart-sync", charts.sync_figure(data.sync) if data.sync else None),
+        "sync_failures": c.html(
+            "chart-sync-failures",
+            charts.sync_failures_figure(data.operations) if data.operations else None,
+        ),
     }
     findings = data.findings or []
     context = {
@@ -108,6 +121,11 @@ def render_report(data: ReportData) -> RenderedReport:
         "last_sync": data.sync.runs[0] if data.sync and data.sync.runs else None,
         "sync_success_rate": (
             fmt.percent(data.sync.n_succeeded, data.sync.n_applied) if data.sync else "—"
+        ),
+        "change_success_rate": (
+            fmt.percent(data.operations.n_verified, data.operations.n_attempted)
+            if data.operations
+            else "—"
         ),
     }
     html = _environment(currency).get_template("report.html.j2").render(**context)

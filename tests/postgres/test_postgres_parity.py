@@ -40,6 +40,7 @@ MARTS = (
     "owner_book",
     "rec_account_deltas",
     "rec_findings",
+    "rec_findings_history",
     "rec_summary",
     "sync_hubspot__companies",
 )

@@ -194,6 +194,51 @@ def owner_rows() -> list[dict[str, Any]]:
     ]
 
 
+# Episodes of rec_findings_history: finding, kind, days open, resolved_by (None: open),
+# episode. The resolved ones were resolved at different builds before AS_OF.
+HISTORY = [
+    ("f0", "mrr_mismatch", 0, None, 1),
+    ("f1", "mrr_mismatch", 3, None, 1),
+    ("f_again", "mrr_mismatch", 12, None, 2),  # found again after a first resolution
+    ("f3", "owner_missing", 45, None, 1),
+    ("f4", "owner_missing", 120, None, 1),
+    ("f5", "missing_in_crm", 5.5, None, 1),
+    ("f6", "mrr_mismatch", 1, "sync", 1),
+    ("f7", "mrr_mismatch", 2, "sync", 1),
+    ("f8", "mrr_mismatch", 3, "hand", 1),
+    ("f_again", "mrr_mismatch", 10, "sync", 1),
+    ("f10", "status_mismatch", 1, "sync", 1),
+    ("f11", "status_mismatch", 1, "sync", 1),
+    ("f12", "owner_missing", 20, "hand", 1),
+    ("f13", "owner_missing", 40, "hand", 1),
+]
+
+
+def history_rows() -> list[dict[str, Any]]:
+    rows = []
+    for i, (finding, kind, days, resolved_by, episode) in enumerate(HISTORY):
+        end = AS_OF - timedelta(days=i) if resolved_by else AS_OF
+        rows.append(
+            {
+                "finding_episode_id": f"{finding}|{episode}",
+                "finding_id": finding,
+                "episode": episode,
+                "kind": kind,
+                "hubspot_company_id": str(100 + i),
+                "first_seen_at": end - timedelta(days=days),
+                "last_seen_at": end if resolved_by is None else end - timedelta(days=days) / 2,
+                "resolved_at": end if resolved_by else None,
+                "resolved_by": resolved_by,
+                "resolved_by_sync_run_id": "sync_2" if resolved_by == "sync" else None,
+                "builds_seen": 2,
+                "days_open": _d(days),
+                "mrr_at_stake": _d(100 * (i + 1)),
+                "is_open": resolved_by is None,
+            }
+        )
+    return rows
+
+
 def build_marts(con: duckdb.DuckDBPyConnection) -> None:
     create_model(con, "mrr_bridge", bridge_rows())
     create_model(
@@ -244,6 +289,7 @@ def build_marts(con: duckdb.DuckDBPyConnection) -> None:
     )
     create_model(con, "rec_account_deltas", account_rows())
     create_model(con, "owner_book", owner_rows())
+    create_model(con, "rec_findings_history", history_rows())
 
 
 SYNC_RUNS = [

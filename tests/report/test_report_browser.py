@@ -78,7 +78,7 @@ def test_report_renders_every_chart_without_errors(
         page.close()
     assert errors == []
     assert requests == [], "the report must not load anything from the network"
-    assert [c["id"] for c in charts] == expected and len(expected) == 6
+    assert [c["id"] for c in charts] == expected and len(expected) == 9
     for chart in charts:
         assert chart["svg"] >= 1, f"{chart['id']} drew no svg.main-svg"
         assert chart["traces"] >= 1 and chart["emptyTraces"] == 0, chart
@@ -88,9 +88,11 @@ def test_report_renders_every_chart_without_errors(
         "MRR and ARR over time",
         "Monthly MRR bridge",
         "Findings per kind",
+        "Findings over time",
         "Largest account-level MRR gaps",
         "Owners' books of business",
         "Sync history",
+        "Sync operating figures",
         "Latest gate result",
     ]
     assert shot.stat().st_size > 20_000
@@ -113,4 +115,4 @@ def test_empty_warehouse_report_loads_cleanly(
         page.close()
     assert errors == [] and requests == []
     assert charts == []
-    assert empties == 7  # one sentence per section
+    assert empties == 9  # one sentence per section

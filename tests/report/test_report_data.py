@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import report_warehouse as rw
 from recon.config import ConfigError
 from recon.report import formatting as fmt
 from recon.report import read_report_data
+from recon.report.data import AGE_BUCKETS, age_bucket, failure_kind
 
 
 def test_bridge_and_headline_come_from_mrr_bridge(warehouse: Path) -> None:
@@ -83,6 +85,93 @@ def test_sync_history_counts_runs_and_failed_changes(warehouse: Path) -> None:
     assert {c.status for c in sync.failed_changes} == {"failed", "mismatch"}
 
 
+def test_findings_history_open_by_age_and_time_to_resolution(warehouse: Path) -> None:
+    history = read_report_data(warehouse).history
+    assert history is not None
+    assert (history.n_open, history.n_resolved, history.n_resolved_by_sync) == (6, 8, 5)
+    assert history.n_reopened == 1
+    assert history.open_mrr_at_stake == Decimal(100 + 200 + 300 + 400 + 500 + 600)
+    assert history.since == rw.AS_OF - timedelta(days=120)
+    assert history.latest == rw.AS_OF
+    ages = {o.kind: o.counts for o in history.open_by_age}
+    assert [o.kind for o in history.open_by_age] == [
+        "mrr_mismatch",
+        "owner_missing",
+        "missing_in_crm",
+    ]
+    assert ages["mrr_mismatch"] == {
+        "under 1 day": 1,
+        "1\u20137 days": 1,
+        "8\u201330 days": 1,
+        "31\u201390 days": 0,
+        "over 90 days": 0,
+    }
+    assert ages["owner_missing"]["31\u201390 days"] == ages["owner_missing"]["over 90 days"] == 1
+    assert ages["missing_in_crm"]["1\u20137 days"] == 1  # 5.5 days
+    resolution = {r.kind: r for r in history.resolution}
+    assert [r.kind for r in history.resolution] == [
+        "owner_missing",
+        "mrr_mismatch",
+        "status_mismatch",
+    ]  # slowest first
+    mrr = resolution["mrr_mismatch"]  # 1, 2, 3 and 10 days
+    assert (mrr.n_resolved, mrr.n_by_sync, mrr.n_by_hand) == (4, 3, 1)
+    assert mrr.median_days == pytest.approx(2.5)
+    assert mrr.p90_days == pytest.approx(7.9)
+    owners = resolution["owner_missing"]  # 20 and 40 days, by hand
+    assert (owners.n_by_sync, owners.median_days, owners.p90_days) == (0, 30.0, 38.0)
+
+
+@pytest.mark.parametrize(
+    ("days", "bucket"),
+    [(0, 0), (0.99, 0), (1, 1), (7.9, 1), (8, 2), (30.5, 2), (31, 3), (90.9, 3), (91, 4), (400, 4)],
+)
+def test_age_buckets_by_whole_days(days: float, bucket: int) -> None:
+    assert age_bucket(days) == AGE_BUCKETS[bucket][0]
+
+
+def test_sync_operating_figures(warehouse: Path) -> None:
+    ops = read_report_data(warehouse).operations
+    assert ops is not None
+    # sync_2: 31 verified; sync_3: 5 verified, 1 awaiting proof, 1 failed, 1 read back differently
+    assert (ops.n_attempted, ops.n_verified, ops.n_failed, ops.n_unresolved) == (39, 36, 2, 1)
+    assert (ops.n_runs_with_changes, ops.max_changes_per_run) == (2, 31)
+    assert ops.changes_per_run == pytest.approx(19.5)
+    assert [(f.kind, f.n_changes) for f in ops.failures] == [
+        ("READ_BACK_MISMATCH", 1),
+        ("VALIDATION_ERROR", 1),
+    ]
+    assert ops.failures[1].example == (
+        "VALIDATION_ERROR: <b>lifecyclestage</b> cannot move backwards"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        ("mismatch", "read back '5', expected '7'", "READ_BACK_MISMATCH"),
+        ("failed", "VALIDATION_ERROR: Property values were not valid", "VALIDATION_ERROR"),
+        ("failed", "OBJECT_NOT_FOUND: Could not get some COMPANY objects", "OBJECT_NOT_FOUND"),
+        ("failed", "NOT_ACKNOWLEDGED: HubSpot named these inputs neither", "NOT_ACKNOWLEDGED"),
+        ("failed", "not sent: the run died before sending it", "NOT_SENT"),
+        ("failed", "no answer from HubSpot: timeout; not applied: …", "NO_ANSWER"),
+        ("failed", "not applied: HubSpot does not hold the value", "NOT_APPLIED"),
+        ("failed", None, "OTHER"),
+        ("failed", "Something: lower-case words are not a category", "OTHER"),
+    ],
+)
+def test_failure_kinds(status: str, error: str | None, kind: str) -> None:
+    assert failure_kind(status, error) == kind
+
+
+def test_no_history_and_no_changes_are_none(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        rw.build_sync_audit(con, changes=False)
+    data = read_report_data(path)
+    assert data.history is None and data.operations is None
+
+
 def test_latest_gate_run_with_its_failed_checks(warehouse: Path) -> None:
     gate = read_report_data(warehouse).gate
     assert gate is not None
@@ -108,6 +197,8 @@ def test_missing_tables_are_none_not_errors(empty_warehouse: Path) -> None:
     assert data.owners is None
     assert data.sync is None
     assert data.gate is None
+    assert data.history is None
+    assert data.operations is None
     assert data.as_of is None
 
 

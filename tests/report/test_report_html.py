@@ -15,9 +15,12 @@ CHARTS = [
     "chart-mrr-arr",
     "chart-bridge",
     "chart-findings",
+    "chart-history-age",
+    "chart-history-resolution",
     "chart-gaps",
     "chart-owners",
     "chart-sync",
+    "chart-sync-failures",
 ]
 
 
@@ -61,6 +64,58 @@ def test_sections_show_formatted_figures(warehouse: Path) -> None:
     assert ">failed</span>" in html
 
 
+def test_findings_over_time_and_sync_operating_figures(warehouse: Path) -> None:
+    html = render_report(read_report_data(warehouse)).html
+    history = html[html.index('<section id="history">') : html.index('<section id="gaps">')]
+    # open findings by age: the totals row, per bucket, then open and MRR at stake
+    assert re.search(
+        r"<th>Total</th>"
+        + "".join(rf'<th class="num">{n}</th>' for n in (1, 2, 1, 1, 1, 6))
+        + r'<th class="num">\$2,100.00</th>',
+        history,
+    )
+    assert "5 by sync, 3 by hand" in history
+    assert "2026-02-18 12:00 UTC" in history  # the history starts with the oldest episode
+    # time to resolution: mrr_mismatch took 1, 2, 3 and 10 days
+    assert re.search(
+        r"<code>mrr_mismatch</code></td>\s*"
+        + r"\s*".join(
+            rf'<td class="num">{v}</td>' for v in ("4", "3", "1", "2.5 days", "7.9 days")
+        ),
+        history,
+    )
+    operations = html[html.index('<section id="operations">') : html.index('<section id="gate">')]
+    assert "92 %" in operations and "36 verified of 39 attempted" in operations
+    assert "19.5" in operations and "at most 31" in operations
+    assert "<code>READ_BACK_MISMATCH</code>" in operations
+    assert "<code>VALIDATION_ERROR</code>" in operations
+
+
+def test_a_first_build_has_no_resolutions_yet(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    first_build = [r for r in rw.history_rows() if r["is_open"]]
+    with duckdb.connect(str(path)) as con:
+        rw.create_model(con, "rec_findings_history", first_build)
+    rendered = render_report(read_report_data(path))
+    assert rendered.chart_ids == ["chart-history-age"]
+    html = rendered.html
+    assert "No finding has been resolved yet" in html
+    assert "0 by sync, 0 by hand" in html
+
+
+def test_history_without_findings_says_so(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        rw.create_model(con, "rec_findings_history", [])
+    rendered = render_report(read_report_data(path))
+    assert rendered.chart_ids == []
+    assert "No finding has been found yet" in rendered.html
+
+
 def test_data_is_html_escaped(warehouse: Path) -> None:
     html = render_report(read_report_data(warehouse)).html
     assert rw.XSS_NAME not in html
@@ -81,6 +136,8 @@ def test_empty_warehouse_explains_each_missing_section(empty_warehouse: Path) ->
     assert "no <code>owner_book</code>" in html
     assert "No sync has run against this warehouse yet" in html
     assert "The gate has not run on this warehouse yet" in html
+    assert "No findings history yet (no <code>rec_findings_history</code>)" in html
+    assert "No applied sync has attempted a change yet" in html
 
 
 def test_no_findings_and_no_gaps(tmp_path: Path) -> None:
