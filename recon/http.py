@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,44 +72,91 @@ class ApiUnavailable(ReconError):
 
 
 class RollingWindowLimiter:
-    """At most ``max_calls`` in any ``window_s`` seconds; ``acquire`` blocks until allowed.
+    """At most ``max_calls`` in any ``window_s`` seconds, and (``min_interval_s``) calls at
+    least that far apart; ``acquire`` blocks until allowed.
 
-    Thread-safe.  :meth:`observe_remaining` lowers the local budget when the server reports
-    fewer calls left than we think we have (another client using the same token).
+    Thread-safe and first come, first served: a caller reserves the earliest instant the
+    limit allows and sleeps until then (no herd of sleepers racing for each free slot).
+    :meth:`observe_remaining` lowers the local budget when the server reports fewer calls
+    left than we think we have (another client using the same token).
+
+    ``min_interval_s`` spreads calls out instead of sending a window's worth at once: the
+    server counts arrivals, and a burst sent together arrives with jitter, so a burst
+    pacer needs a window well beyond the server's (10 %) to stay under it, while evenly
+    spaced calls only need the spacing a little above ``window_s / max_calls``.
     """
 
-    def __init__(self, max_calls: int, window_s: float) -> None:
-        if max_calls < 1 or window_s <= 0:
-            raise ValueError("a rate limit needs max_calls >= 1 and window_s > 0")
+    def __init__(self, max_calls: int, window_s: float, *, min_interval_s: float = 0.0) -> None:
+        if max_calls < 1 or window_s <= 0 or min_interval_s < 0:
+            raise ValueError("a rate limit needs max_calls >= 1, window_s > 0, min_interval_s >= 0")
         self.max_calls = max_calls
         self.window_s = window_s
-        self._calls: deque[float] = deque()
+        self.min_interval_s = min_interval_s
+        self._calls: list[float] = []  # reserved instants, sorted (some ahead of now)
         self._lock = threading.Lock()
         self.waited_s = 0.0
+        self.waiting = 0  # callers holding a reservation still ahead of them
 
     def _trim(self, now: float) -> None:
-        while self._calls and now - self._calls[0] >= self.window_s:
-            self._calls.popleft()
+        expired = bisect.bisect_right(self._calls, now - self.window_s)
+        if expired:
+            del self._calls[:expired]
+
+    def _earliest_locked(self, now: float) -> float:
+        """The earliest instant (>= now) the limit allows the next call; under the lock.
+
+        Spaced calls (``min_interval_s``) go in turn, after the last reservation.  Without
+        spacing a call may go now, before reservations still ahead (a search waiting for its
+        own limit must not hold up every other call), while fewer than ``max_calls`` are
+        counted; once the window is full, after all of them."""
+        self._trim(now)
+        calls = self._calls
+        at = now
+        if calls and (self.min_interval_s > 0 or len(calls) >= self.max_calls):
+            at = max(at, calls[-1] + self.min_interval_s)
+        if len(calls) >= self.max_calls:
+            at = max(at, calls[-self.max_calls] + self.window_s + 0.001)
+        return at
 
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._trim(now)
-                if len(self._calls) < self.max_calls:
-                    self._calls.append(now)
-                    return
-                wait = self.window_s - (now - self._calls[0]) + 0.001
-            self.waited_s += wait
-            time.sleep(wait)
+        acquire_all((self,))
 
     def observe_remaining(self, remaining: int) -> None:
         with self._lock:
             now = time.monotonic()
             self._trim(now)
             local_remaining = self.max_calls - len(self._calls)
+            # calls we did not make, counted now
             for _ in range(max(0, local_remaining - remaining)):
-                self._calls.append(now)
+                bisect.insort(self._calls, now)
+
+
+def acquire_all(limiters: Iterable[RollingWindowLimiter]) -> None:
+    """Reserve the earliest instant every limiter allows, count the call in all of them
+    there, and sleep until then.  Taking them one after another would count a call in the
+    first while it still waits for the second, and calls held up there would then leave
+    together, over the first limit as the server counts it."""
+    ordered = sorted(set(limiters), key=id)  # one lock order for every thread
+    if not ordered:
+        return
+    for lim in ordered:
+        lim._lock.acquire()
+    try:
+        now = time.monotonic()
+        at = max(lim._earliest_locked(now) for lim in ordered)
+        for lim in ordered:
+            bisect.insort(lim._calls, at)
+            if at > now:
+                lim.waited_s += at - now
+                lim.waiting += 1
+    finally:
+        for lim in reversed(ordered):
+            lim._lock.release()
+    if at > now:
+        time.sleep(at - now)
+        for lim in ordered:
+            with lim._lock:
+                lim.waiting -= 1
 
 
 def default_timeout_s(default: float = 30.0) -> float:
@@ -254,10 +301,7 @@ class ApiClient:
     def _once(
         self, method: str, path: str, params: Params, json_body: Any, limiter_extra: Iterable[Any]
     ) -> Any:
-        for lim in limiter_extra:
-            lim.acquire()
-        if self.limiter is not None:
-            self.limiter.acquire()
+        acquire_all([*limiter_extra, *([self.limiter] if self.limiter is not None else [])])
         content = orjson.dumps(json_body) if json_body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         query: list[tuple[str, str | int | float | bool | None]] = (

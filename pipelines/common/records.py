@@ -192,6 +192,7 @@ class Quarantine:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     by_resource: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _keys: set[str] = field(default_factory=set, repr=False)
 
     def add(self, resource: str, record_id: str | None, raw: str | bytes, reason: str) -> None:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -199,6 +200,9 @@ class Quarantine:
             "\x1f".join((self.source, resource, record_id or "", text, reason)).encode()
         ).hexdigest()
         with self._lock:
+            if key in self._keys:
+                return  # seen twice in one run (the table's key would not catch it in one file)
+            self._keys.add(key)
             self.rows.append((key, self.source, resource, record_id, text, reason, utcnow()))
             self.by_resource[resource] = self.by_resource.get(resource, 0) + 1
 

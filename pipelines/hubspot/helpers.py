@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 import pyarrow as pa
 
 from pipelines.common.records import (
@@ -22,15 +29,20 @@ from pipelines.common.records import (
     utcnow,
 )
 from pipelines.hubspot.settings import (
-    BATCH_READ_LIMIT,
+    ASSOCIATIONS,
+    CUSTOM_PROPERTIES,
     LASTMOD_PROPERTY,
     LIST_LIMIT,
+    OBJECT_TYPES,
     RATE_LIMIT_PER_10S,
     SEARCH_CAP,
     SEARCH_LIMIT,
     SEARCH_RATE_PER_S,
+    STANDARD_PROPERTIES,
 )
 from recon.http import ApiClient, MalformedResponse, RetryPolicy, RollingWindowLimiter
+
+log = logging.getLogger(__name__)
 
 OBJECT_SCHEMA = pa.schema(
     [
@@ -72,9 +84,20 @@ ASSOCIATION_SCHEMA = pa.schema(
 )
 
 
+def search_limiter(search_rate_per_s: int) -> RollingWindowLimiter:
+    """Search's own limit (per second), spaced out: 5 calls spread evenly span 1.05 s, so
+    arrival jitter below 50 ms cannot put one too many into the server's second."""
+    return RollingWindowLimiter(
+        search_rate_per_s, 1.05, min_interval_s=1.05 / max(1, search_rate_per_s)
+    )
+
+
 class HubspotClient(ApiClient):
     """Paced under the burst limit (and search under its own); reads HubSpot's
-    ``X-HubSpot-RateLimit-*`` headers to slow down when others share the token."""
+    ``X-HubSpot-RateLimit-*`` headers to slow down when others share the token.
+
+    Holds the listings fetched ahead of the request that will read them (see
+    :func:`list_pages`): :meth:`close` stops those nobody read."""
 
     def __init__(
         self,
@@ -95,16 +118,28 @@ class HubspotClient(ApiClient):
             retry=retry,
             auth_hint="set HUBSPOT_ACCESS_TOKEN to a valid private-app token with CRM read scopes",
             transport=transport,
+            max_connections=24,
         )
         self.configured_limit = rate_limit_per_10s
-        self.search_limiter = RollingWindowLimiter(search_rate_per_s, 1.1)
+        self.search_limiter = search_limiter(search_rate_per_s)
+        self._ahead: dict[tuple[str, tuple[tuple[str, str], ...]], _Listing] = {}
+        self._ahead_lock = threading.Lock()
+        self._cleanup_for: set[int] = set()
+        self._gets_ahead: dict[str, Future[Any]] = {}
+        self._started = False
+        self._searched: list[_ObjectListing] = []
+        self.associations_ahead = _AssociationsAhead(self)
+        self._search_workers = 0
+        self._search_cond = threading.Condition()
 
     def configure_limits(self, rate_limit_per_10s: int, search_rate_per_s: int) -> None:
         """Pace under these limits (the source's configuration) from now on."""
         self.configured_limit = rate_limit_per_10s
         if self.limiter is not None:
             self.limiter.max_calls = rate_limit_per_10s
-        self.search_limiter.max_calls = search_rate_per_s
+        fresh = search_limiter(search_rate_per_s)
+        self.search_limiter.max_calls = fresh.max_calls
+        self.search_limiter.min_interval_s = fresh.min_interval_s
 
     def observe_headers(self, headers: httpx.Headers, status: int) -> None:
         limiter = self.limiter
@@ -123,6 +158,118 @@ class HubspotClient(ApiClient):
         return self.post(
             f"/crm/v3/objects/{object_type}/search", body, limiters=[self.search_limiter]
         )
+
+    def get(self, path: str, params: Any = None, **kw: Any) -> Any:
+        """A GET; the first property definitions asked for start what a run reads next
+        (:meth:`_start_run`), whose answers are then taken from there."""
+        if params is None and not kw:
+            with self._ahead_lock:
+                ahead = self._gets_ahead.pop(path, None)
+                first = not self._started and path.startswith(PROPERTIES_PATH)
+                self._started = True
+            if ahead is not None:
+                return ahead.result()
+            if first:
+                self._start_run(path)
+        return super().get(path, params, **kw)
+
+    def _start_run(self, first: str) -> None:
+        """A run reads every object type's property definitions, then the owners (active,
+        then archived), one request after another: fetch them all at once.  Answers nobody
+        asks for cost a request each."""
+        pool = ThreadPoolExecutor(max_workers=len(OBJECT_TYPES), thread_name_prefix="recon-hs")
+        with self._ahead_lock:
+            for object_type in OBJECT_TYPES:
+                path = f"{PROPERTIES_PATH}{object_type}"
+                if path != first:
+                    self._gets_ahead[path] = pool.submit(super().get, path)
+        pool.shutdown(wait=False)
+        for archived in ("false", "true"):
+            params = (("limit", str(LIST_LIMIT)), ("archived", archived))
+            self.fetch_ahead(
+                (OWNERS_PATH, params),
+                functools.partial(_PlainListing, self, OWNERS_PATH, params, FETCH_AHEAD),
+            )
+
+    # -- listings fetched ahead ------------------------------------------------------------
+    def fetch_ahead(
+        self, key: tuple[str, tuple[tuple[str, str], ...]], make: Callable[[], _Listing]
+    ) -> None:
+        """Start ``make()`` now unless that listing is already held (or being read)."""
+        with self._ahead_lock:
+            if key in self._ahead:
+                return
+            listing = make()
+            self._ahead[key] = listing
+        listing.start()
+
+    def take_ahead(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> _Listing | None:
+        with self._ahead_lock:
+            return self._ahead.pop(key, None)
+
+    def stop_fetching_ahead(self) -> None:
+        """Stop the listings fetched ahead that nobody read (the run is over)."""
+        with self._ahead_lock:
+            held, self._ahead = list(self._ahead.values()), {}
+        for listing in held:
+            listing.close()
+
+    # -- search, shared by the object listings -----------------------------------------------
+    def search_for(self, listing: _ObjectListing) -> None:
+        """Let ``listing`` have search pages (see :meth:`_search_loop`)."""
+        with self._search_cond:
+            if listing not in self._searched:
+                self._searched.append(listing)
+            if self._search_workers < SEARCH_WORKERS:
+                self._search_workers += 1
+                threading.Thread(
+                    target=self._search_loop, name="recon-hs-search", daemon=True
+                ).start()
+            self._search_cond.notify_all()
+
+    def _search_loop(self) -> None:
+        """Search is limited to a few requests a second whatever the number of listings:
+        each page goes to the listing with the most left to list (the others' list cursors
+        keep going), so that they end together rather than the largest alone at the end."""
+        while True:
+            with self._search_cond:
+                self._searched = [x for x in self._searched if not x.search_done()]
+                if not self._searched:
+                    self._search_workers -= 1  # under the lock: search_for starts another
+                    return
+                # the most left first (the one being read first among equals); while its
+                # page is on the way, another listing only if it has nearly as much left
+                # (else this worker would share out search evenly, and the largest listing
+                # would end alone)
+                most = max(self._searched, key=lambda x: (x.remaining(), x.ahead))
+                ready = [x for x in self._searched if x.wants_search()]
+                if most in ready:
+                    listing = most
+                else:
+                    near = [x for x in ready if x.remaining() >= 0.6 * most.remaining()]
+                    if not near:
+                        self._search_cond.wait(timeout=0.05)
+                        continue
+                    listing = max(near, key=lambda x: (x.remaining(), x.ahead))
+            try:
+                listing.search_once()
+            except _Stopped:
+                pass
+            except BaseException as exc:  # the listing's reader raises it
+                listing.fail(exc)
+
+    def clean_up_with(self, notes: RunNotes) -> None:
+        """Stop the listings fetched ahead when the run ends (``notes.clean_up``)."""
+        with self._ahead_lock:
+            if id(notes) in self._cleanup_for:
+                return
+            self._cleanup_for.add(id(notes))
+        notes.cleanups.append(self.stop_fetching_ahead)
+
+    def close(self) -> None:
+        self.stop_fetching_ahead()
+        self.associations_ahead.close()
+        super().close()
 
 
 def hubspot_client(
@@ -156,6 +303,482 @@ def _give_up(quarantine: Quarantine, notes: RunNotes, resource: str, raw: Any, r
     notes.warn(f"hubspot.{resource}: {reason}; quarantined, the listing stops here")
 
 
+# -- listings fetched by background threads ------------------------------------------------
+
+PROPERTIES_PATH = "/crm/v3/properties/"
+OWNERS_PATH = "/crm/v3/owners"
+
+# Objects a listing holds for its reader: the one being read, and one fetched ahead of the
+# request that will read it (memory, and the requests spent if that request never comes).
+READING_AHEAD = 5_000
+FETCH_AHEAD = 40_000
+# v4 associations batch read: at most 1,000 inputs a request (HubSpot, since 2025-02-10)
+ASSOCIATIONS_BATCH = 1_000
+ASSOCIATION_WORKERS = 8
+# Threads sending search pages, each for a different listing (one page at a time each)
+SEARCH_WORKERS = 2
+# Threads reading associations ahead (see _AssociationsAhead)
+ASSOCIATIONS_AHEAD_WORKERS = 2
+
+
+class _Stopped(Exception):
+    """The listing was stopped (given up, or its reader went away)."""
+
+
+@dataclass
+class _GiveUp:
+    raw: Any
+    reason: str
+
+
+class _Listing:
+    """Pages fetched by background threads, handed to the reader in the order they arrive.
+
+    Side effects wait for the reader: a page that cannot be read is quarantined (and its
+    resource marked incomplete) only when the reader reaches it, so that a listing fetched
+    ahead and never read leaves no trace but its requests.  At most ``ahead`` objects are
+    held for the reader; fetching waits beyond that."""
+
+    def __init__(self, name: str, ahead: int) -> None:
+        self.name = name
+        self.ahead = ahead
+        self._items: deque[Page | _GiveUp | BaseException] = deque()
+        self._held = 0
+        self._running = 0
+        self._stopped = False
+        self._cond = threading.Condition()
+
+    # -- run by the subclass --
+    def start(self) -> None:
+        """Start fetching (the first threads)."""
+
+    def activate(self) -> None:
+        """The reader is here: fetch at full speed."""
+        self.set_ahead(READING_AHEAD)
+
+    def spawn(self, fn: Callable[[], None]) -> None:
+        with self._cond:
+            if self._stopped:
+                return
+            self._running += 1
+
+        def run() -> None:
+            try:
+                fn()
+            except _Stopped:
+                pass
+            except BaseException as exc:  # handed to the reader, which raises it
+                with self._cond:
+                    if not self._stopped:
+                        self._items.append(exc)
+                    self._stopped = True
+                    self._cond.notify_all()
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    idle = self._running == 0
+                    self._cond.notify_all()
+                if idle:
+                    self.idle()
+
+        threading.Thread(target=run, name=f"recon-hubspot-{self.name}", daemon=True).start()
+
+    def idle(self) -> None:
+        """Every fetching thread has ended (for now)."""
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def put(self, page: Page) -> None:
+        """Hand ``page`` to the reader (waits while ``ahead`` objects are held)."""
+        with self._cond:
+            while not self._stopped and self._held >= self.ahead:
+                self._cond.wait()
+            if self._stopped:
+                raise _Stopped
+            self._items.append(page)
+            self._held += len(page.results)
+            self._cond.notify_all()
+
+    def give_up(self, raw: Any, reason: str) -> None:
+        """The listing stops here: the reader quarantines ``raw`` when it gets here."""
+        with self._cond:
+            if not self._stopped:
+                self._items.append(_GiveUp(raw, reason))
+            self._stopped = True
+            self._cond.notify_all()
+        raise _Stopped
+
+    def set_ahead(self, ahead: int) -> None:
+        with self._cond:
+            self.ahead = ahead
+            self._cond.notify_all()
+
+    def room(self) -> int:
+        """Objects it may still take before fetching waits for the reader."""
+        with self._cond:
+            return self.ahead - self._held
+
+    def fail(self, exc: BaseException) -> None:
+        """An error for the reader to raise (fetching stops)."""
+        with self._cond:
+            if not self._stopped:
+                self._items.append(exc)
+            self._stopped = True
+            self._cond.notify_all()
+
+    # -- the reader --
+    def items(self) -> Iterator[Page | _GiveUp | BaseException]:
+        while True:
+            with self._cond:
+                while not self._items and self._running > 0:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                item = self._items.popleft()
+                if isinstance(item, Page):
+                    self._held -= len(item.results)
+                self._cond.notify_all()
+            yield item
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._items.clear()
+            self._held = 0
+            self._cond.notify_all()
+
+
+def _list_body(body: Any, where: str) -> tuple[list[Any] | None, str | None, str | None]:
+    """(results, next after, why not a list)."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return None, None, f"not a HubSpot list ({where})"
+    nxt = (body.get("paging") or {}).get("next") or {}
+    after = str(nxt["after"]) if nxt.get("after") not in (None, "") else None
+    return results, after, None
+
+
+class _PlainListing(_Listing):
+    """One cursor (``after``) through a v3 list, one request at a time."""
+
+    def __init__(
+        self, client: ApiClient, path: str, params: Sequence[tuple[str, str]], ahead: int
+    ) -> None:
+        super().__init__(path.rsplit("/", 1)[-1], ahead)
+        self.client = client
+        self.path = path
+        self.params = list(params)
+
+    def start(self) -> None:
+        self.spawn(self._run)
+
+    def _run(self) -> None:
+        after: str | None = None
+        while not self.stopped:
+            query = [*self.params, *([("after", after)] if after else [])]
+            where = f"GET {self.path}" + (f" after={after}" if after else "")
+            try:
+                body = self.client.get(self.path, query)
+            except MalformedResponse as exc:
+                self.give_up(exc.raw, f"malformed page ({where}): {exc.reason}")
+            results, after, bad = _list_body(body, where)
+            if results is None:
+                self.give_up(dumps(body), bad or "not a HubSpot list")
+            assert results is not None
+            self.put(Page(results, utcnow()))
+            if after is None or not results:
+                return
+
+
+def _numeric_id(obj: Any) -> int | None:
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+class _ObjectListing(_Listing):
+    """Every (unarchived) company, contact or deal, from both ends of the id range at once.
+
+    The list endpoint is a cursor, one request at a time: at ~200 ms a request it moves
+    ~500 objects a second, a quarter of the rate limit.  So while the list pages up from the
+    lowest id, search pages down from the highest (sorted by ``hs_object_id``, 200 a page,
+    under search's own limit, each page a new query ``hs_object_id < lowest seen``: no
+    offsets, so neither the 10,000-result cap nor records archived meanwhile disturb it),
+    and the two stop where they meet.  Each keeps only what the other has not: ``low`` is
+    the highest id the list has handed out (it has every id up to there), ``high`` the
+    lowest the search has (it has every id from there up); a page is checked against the
+    other's mark and moves its own under one lock, so every id is handed out once.
+
+    This rests on the list paging in id order (as HubSpot's and the sandbox's do); a page
+    that is not in order (or a search page not in the order asked) turns the listing back
+    into a plain listing from the start (its repeats are dropped by the reader, which lands
+    an id once per last-modified time).  Records created during the run above the ids the
+    search started from are listed by the next run's search (its overlap)."""
+
+    def __init__(
+        self,
+        client: HubspotClient,
+        object_type: str,
+        params: Sequence[tuple[str, str]],
+        ahead: int,
+    ) -> None:
+        super().__init__(object_type, ahead)
+        self.client = client
+        self.object_type = object_type
+        self.path = f"/crm/v3/objects/{object_type}"
+        self.params = list(params)
+        props = dict(self.params).get("properties", "")
+        self.properties = [p for p in props.split(",") if p]
+        self._mark = threading.Lock()
+        self.low: int | None = None  # the list has every id <= low
+        self.high: int | None = None  # the search has every id >= high
+        self.met = False  # the two met: every id is handed out
+        self.plain = False  # order not as expected: the list alone, from the start
+        self._list_running = False
+        self._searching = False  # a search page is on its way
+        self._total: int | None = None  # ids left below ``high``, as search last counted
+        self._list_requests_then = 0
+        self.list_requests = 0
+        self.search_requests = 0
+
+    def start(self) -> None:
+        with self._mark:
+            self._list_running = True
+        self.spawn(self._list)
+        self.client.search_for(self)
+
+    def activate(self) -> None:
+        super().activate()
+        self.client.search_for(self)
+
+    # -- the list, from the lowest id up --
+    def _list(self) -> None:
+        try:
+            self._list_up()
+        finally:
+            with self._mark:
+                self._list_running = False
+
+    def _list_up(self) -> None:
+        after: str | None = None
+        plain = False
+        previous: int | None = None
+        while not self.stopped:
+            with self._mark:
+                if self.plain and not plain:
+                    plain, after, previous = True, None, None  # start again, alone
+                if self.met and not plain:
+                    return
+            query = [*self.params, *([("after", after)] if after else [])]
+            where = f"GET {self.path}" + (f" after={after}" if after else "")
+            try:
+                body = self.client.get(self.path, query)
+            except MalformedResponse as exc:
+                self.give_up(exc.raw, f"malformed page ({where}): {exc.reason}")
+            self.list_requests += 1
+            results, after, bad = _list_body(body, where)
+            if results is None:
+                self.give_up(dumps(body), bad or "not a HubSpot list")
+            assert results is not None
+            ids = [_numeric_id(o) for o in results]
+            numeric = [i for i in ids if i is not None]
+            ordered = all(a < b for a, b in itertools.pairwise(numeric)) and (
+                previous is None or not numeric or numeric[0] > previous
+            )
+            if numeric:
+                previous = numeric[-1]
+            kept = results
+            with self._mark:
+                if not ordered:
+                    self.plain = True
+                plain = plain or self.plain
+                if not plain:
+                    high = self.high
+                    if high is not None:
+                        kept = [
+                            o for o, i in zip(results, ids, strict=True) if i is None or i < high
+                        ]
+                        self.met = self.met or len(kept) < len(results)
+                    top = max(
+                        (i for i in ids if i is not None and (high is None or i < high)),
+                        default=None,
+                    )
+                    if top is not None and (self.low is None or top > self.low):
+                        self.low = top
+                    if after is None or not results:
+                        self.met = True  # the list reached the end: everything is out
+            if kept:
+                self._hand_out(kept)
+            with self._mark:
+                done = self.met and not plain
+            if done or after is None or not results:
+                return
+
+    # -- the search, from the highest id down (run by the client's search workers) --
+    def wants_search(self) -> bool:
+        """Whether a search page would help now (and fits in what it may hold)."""
+        with self._mark:
+            if self.met or self.plain or self._searching or self.stopped:
+                return False
+        return self.room() > 0
+
+    def search_done(self) -> bool:
+        with self._mark:
+            return self.met or self.plain or self.stopped
+
+    def remaining(self) -> float:
+        """Objects left to list, as the last search answer counted them (less what the list
+        did since); unknown before the first search: first in line."""
+        with self._mark:
+            if self._total is None:
+                return float("inf")
+            since = (self.list_requests - self._list_requests_then) * LIST_LIMIT
+            return float(self._total - since)
+
+    def search_once(self) -> None:
+        """One search page from the top of what is left (one at a time per listing)."""
+        with self._mark:
+            if self.met or self.plain or self._searching:
+                return
+            self._searching = True
+            low, high = self.low, self.high
+        try:
+            self._search_page(low, high)
+        finally:
+            with self._mark:
+                self._searching = False
+
+    def _search_page(self, low: int | None, high: int | None) -> None:
+        filters: list[dict[str, Any]] = [
+            {"propertyName": "hs_object_id", "operator": "GT", "value": str(low or 0)}
+        ]
+        if high is not None:
+            filters.append({"propertyName": "hs_object_id", "operator": "LT", "value": str(high)})
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+            "properties": self.properties,
+            "limit": SEARCH_LIMIT,
+            "after": "0",
+        }
+        try:
+            got = self.client.search(self.object_type, body)
+        except MalformedResponse as exc:
+            self.give_up(exc.raw, f"malformed search page: {exc.reason}")
+        self.search_requests += 1
+        results = got.get("results") if isinstance(got, dict) else None
+        if not isinstance(results, list):
+            self.give_up(dumps(got), "not a HubSpot list (a search answer)")
+        assert isinstance(got, dict) and isinstance(results, list)
+        ids = [_numeric_id(o) for o in results]
+        numeric = [i for i in ids if i is not None]
+        ordered = all(a > b for a, b in itertools.pairwise(numeric)) and all(
+            (high is None or i < high) and i > (low or 0) for i in numeric
+        )
+        total = int(got.get("total") or 0)
+        more = len(results) < total or bool(
+            ((got.get("paging") or {}).get("next") or {}).get("after")
+        )
+        with self._mark:
+            if not ordered:
+                self._fall_back()
+                return
+            mark = self.low
+            kept = [
+                o
+                for o, i in zip(results, ids, strict=True)
+                if i is None or mark is None or i > mark
+            ]
+            bottom = min(
+                (i for i in ids if i is not None and (mark is None or i > mark)), default=None
+            )
+            if bottom is not None and (self.high is None or bottom < self.high):
+                self.high = bottom
+            if len(kept) < len(results) or not more or not results:
+                # met the list, or every id above ``low`` (when asked) is out
+                self.met = True
+            self._total = max(0, total - len(results))
+            self._list_requests_then = self.list_requests
+        if kept:
+            self._hand_out(kept)
+
+    def idle(self) -> None:
+        with self._mark:
+            complete = self.met and not self.plain and not self.stopped
+        if complete:  # the last partial batch of associations need not wait for the reader
+            self.client.associations_ahead.flush(self.object_type)
+
+    def _hand_out(self, kept: list[Any]) -> None:
+        self.put(Page(kept, utcnow()))
+        # a full listing: the run reads these objects' associations later
+        self.client.associations_ahead.note(self.object_type, kept)
+
+    def _fall_back(self) -> None:
+        """Under the lock: the list alone, from the start."""
+        self.plain = True
+        if not self._list_running:
+            self._list_running = True
+            self.spawn(self._list)
+
+
+def _object_type_of(path: str) -> str | None:
+    prefix = "/crm/v3/objects/"
+    if path.startswith(prefix) and path[len(prefix) :] in OBJECT_TYPES:
+        return path[len(prefix) :]
+    return None
+
+
+def _with(params: Sequence[tuple[str, str]], key: str, value: str) -> tuple[tuple[str, str], ...]:
+    return tuple((k, value if k == key else v) for k, v in params)
+
+
+def _standard_properties(object_type: str) -> list[str]:
+    names = [*STANDARD_PROPERTIES[object_type], *CUSTOM_PROPERTIES[object_type]]
+    return list(dict.fromkeys(names))
+
+
+def _listing_for(
+    client: ApiClient, path: str, params: Sequence[tuple[str, str]], ahead: int
+) -> _Listing:
+    object_type = _object_type_of(path)
+    if (
+        object_type is not None
+        and isinstance(client, HubspotClient)
+        and ("archived", "false") in params
+        and not any(k == "after" for k, _ in params)
+    ):
+        return _ObjectListing(client, object_type, params, ahead)
+    return _PlainListing(client, path, params, ahead)
+
+
+def _fetch_next_ahead(
+    client: HubspotClient, path: str, params: tuple[tuple[str, str], ...]
+) -> None:
+    """Start the listings a run reads after this one: the archived pass of the same list,
+    and, for a full listing of an object type with the standard properties, the full
+    listings of the object types after it (their list side only: search serves the one
+    being read).  Those wait, ``FETCH_AHEAD`` objects ahead, for the request that reads
+    them; a run that reads them otherwise (a search) never asks, and they are stopped."""
+    if ("archived", "false") not in params:
+        return
+    archived = _with(params, "archived", "true")
+    client.fetch_ahead((path, archived), lambda: _PlainListing(client, path, archived, FETCH_AHEAD))
+    object_type = _object_type_of(path)
+    if object_type is None:
+        return
+    props = dict(params).get("properties")
+    if props != ",".join(_standard_properties(object_type)):
+        return
+    for later in OBJECT_TYPES[OBJECT_TYPES.index(object_type) + 1 :]:
+        later_path = f"/crm/v3/objects/{later}"
+        later_params = _with(params, "properties", ",".join(_standard_properties(later)))
+        client.fetch_ahead(
+            (later_path, later_params),
+            functools.partial(_ObjectListing, client, later, later_params, FETCH_AHEAD),
+        )
+
+
 def list_pages(
     client: ApiClient,
     path: str,
@@ -165,27 +788,35 @@ def list_pages(
     quarantine: Quarantine,
     notes: RunNotes,
 ) -> Iterator[Page]:
-    """Every page of a v3 list (``after`` cursors)."""
-    after: str | None = None
-    while True:
-        query = [*params, *([("after", after)] if after else [])]
-        where = f"GET {path}" + (f" after={after}" if after else "")
-        try:
-            body = client.get(path, query)
-        except MalformedResponse as exc:
-            _give_up(
-                quarantine, notes, resource, exc.raw, f"malformed page ({where}): {exc.reason}"
-            )
-            return
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list):
-            _give_up(quarantine, notes, resource, dumps(body), f"not a HubSpot list ({where})")
-            return
-        yield Page(results, utcnow())
-        nxt = (body.get("paging") or {}).get("next") or {}
-        after = str(nxt["after"]) if nxt.get("after") not in (None, "") else None
-        if after is None or not results:
-            return
+    """Every page of a v3 list (``after`` cursors), fetched by background threads.
+
+    A full listing of companies, contacts or deals is read from both ends at once (the list
+    from the lowest id, search from the highest: :class:`_ObjectListing`); with a
+    :class:`HubspotClient`, the listings a run reads next are started meanwhile
+    (:func:`_fetch_next_ahead`).  Pages come in the order they arrive, not in id order.
+    A page that stays malformed after the client's retries is quarantined as raw text, the
+    resource is marked incomplete and the listing stops."""
+    key = (path, tuple(params))
+    listing: _Listing | None = None
+    if isinstance(client, HubspotClient):
+        listing = client.take_ahead(key)
+        client.clean_up_with(notes)
+    if listing is None:
+        listing = _listing_for(client, path, key[1], READING_AHEAD)
+        listing.start()
+    listing.activate()
+    if isinstance(client, HubspotClient):
+        _fetch_next_ahead(client, path, key[1])
+    try:
+        for item in listing.items():
+            if isinstance(item, _GiveUp):
+                _give_up(quarantine, notes, resource, item.raw, item.reason)
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        listing.close()
 
 
 def object_params(properties: Sequence[str], *, archived: bool) -> list[tuple[str, str]]:
@@ -334,20 +965,132 @@ def property_row(obj: Any, object_type: str, fetched_at: int) -> tuple[Any, ...]
     return (object_type, name, ptype, field_type, dumps(obj), fetched_at)
 
 
+class _AssociationsAhead:
+    """Association lists read while the objects are still being listed.
+
+    A full listing reads the associations of every (unarchived) contact and deal it lands,
+    after the last object type: requests that can go out while the listings leave the rate
+    limit room (their tails, and all of a run small enough for HubSpot's burst).  So the ids
+    a full listing hands out are batch-read as they come, 1,000 at a time, and kept (as
+    JSON) for :func:`read_associations`, which reads only what is missing: ids not handed
+    out (a listing that stopped, the last partial batch), batches that failed (read again,
+    their errors raised there).  Ids that do not land (a bad record) cost a place in a
+    batch; a listing fetched ahead and never read, its batches.
+    """
+
+    def __init__(self, client: ApiClient, workers: int = ASSOCIATIONS_AHEAD_WORKERS) -> None:
+        self.client = client
+        self.pairs = {f: t for f, t in ASSOCIATIONS}
+        self._pending: dict[str, list[str]] = {}
+        self._read: dict[tuple[str, str], dict[str, bytes]] = {}
+        self._futures: dict[tuple[str, str], list[Future[dict[str, bytes]]]] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers = workers
+        self._closed = False
+
+    def note(self, from_type: str, objects: Sequence[Any]) -> None:
+        """Objects handed to the reader of a full listing of ``from_type``."""
+        to_type = self.pairs.get(from_type)
+        if to_type is None:
+            return
+        ids = [
+            str(o["id"])
+            for o in objects
+            if isinstance(o, dict) and _numeric_id(o) is not None and not o.get("archived")
+        ]
+        with self._lock:
+            if not self._closed:
+                self._pending.setdefault(from_type, []).extend(ids)
+        self._submit(from_type)
+
+    def _submit(self, from_type: str, *, flush: bool = False) -> None:
+        to_type = self.pairs.get(from_type)
+        if to_type is None:
+            return
+        with self._lock:
+            pending = self._pending.get(from_type)
+            if self._closed or not pending:
+                return
+            while len(pending) >= ASSOCIATIONS_BATCH or (flush and pending):
+                chunk, pending[:] = pending[:ASSOCIATIONS_BATCH], pending[ASSOCIATIONS_BATCH:]
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="recon-hs-a")
+                future = self._pool.submit(_read_batch, self.client, from_type, to_type, chunk)
+                self._futures.setdefault((from_type, to_type), []).append(future)
+
+    def flush(self, from_type: str) -> None:
+        """Read what is pending for ``from_type`` now (its listing is complete)."""
+        self._submit(from_type, flush=True)
+
+    def take(self, from_type: str, to_type: str) -> dict[str, bytes]:
+        """The lists read ahead for this pair (a batch that failed is left out)."""
+        with self._lock:
+            futures = self._futures.pop((from_type, to_type), [])
+            self._pending.pop(from_type, None)
+        got: dict[str, bytes] = {}
+        for future in futures:
+            try:
+                got.update(future.result())
+            except Exception as exc:  # read again by the caller, whose error it then is
+                log.info("hubspot: associations read ahead failed (%s); read again", exc)
+        return got
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            self._futures.clear()
+            self._pending.clear()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _read_batch(
+    client: ApiClient, from_type: str, to_type: str, chunk: Sequence[str]
+) -> dict[str, bytes]:
+    """One v4 batch read: every id asked, with its to-list as JSON (``[]`` when none)."""
+    path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+    body = client.post(path, {"inputs": [{"id": i} for i in chunk]})
+    found: dict[str, list[Any]] = {}
+    for result in (body or {}).get("results") or []:
+        source = str((result.get("from") or {}).get("id"))
+        found.setdefault(source, []).extend(result.get("to") or [])
+    return {object_id: orjson.dumps(found.get(object_id, [])) for object_id in chunk}
+
+
 def read_associations(
-    client: ApiClient, from_type: str, to_type: str, ids: Iterable[str]
+    client: ApiClient,
+    from_type: str,
+    to_type: str,
+    ids: Iterable[str],
+    *,
+    workers: int = ASSOCIATION_WORKERS,
 ) -> Iterator[tuple[str, list[Any]]]:
     """``(from_id, to-list)`` for every id asked; an id without associations gets ``[]``
     (the v4 batch read reports it as a NO_ASSOCIATIONS_FOUND error), so that re-reading an
-    object replaces its whole list."""
+    object replaces its whole list.  Batches of 1,000 ids (the endpoint's limit), ``workers``
+    at a time; lists read ahead while the objects were listed (:class:`_AssociationsAhead`)
+    are not read again."""
     wanted = sorted(set(ids), key=lambda i: (len(i), i))
-    path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
-    for k in range(0, len(wanted), BATCH_READ_LIMIT):
-        chunk = wanted[k : k + BATCH_READ_LIMIT]
-        body = client.post(path, {"inputs": [{"id": i} for i in chunk]})
-        found: dict[str, list[Any]] = {}
-        for result in (body or {}).get("results") or []:
-            source = str((result.get("from") or {}).get("id"))
-            found.setdefault(source, []).extend(result.get("to") or [])
-        for object_id in chunk:
-            yield object_id, found.get(object_id, [])
+    ahead = (
+        client.associations_ahead.take(from_type, to_type)
+        if isinstance(client, HubspotClient)
+        else {}
+    )
+    for object_id in wanted:
+        if object_id in ahead:
+            yield object_id, orjson.loads(ahead[object_id])
+    missing = [i for i in wanted if i not in ahead]
+    chunks = iter(
+        [missing[k : k + ASSOCIATIONS_BATCH] for k in range(0, len(missing), ASSOCIATIONS_BATCH)]
+    )
+
+    def one(chunk: list[str]) -> list[tuple[str, list[Any]]]:
+        found = _read_batch(client, from_type, to_type, chunk)
+        return [(object_id, orjson.loads(found[object_id])) for object_id in chunk]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while batch := list(itertools.islice(chunks, 2 * max(1, workers))):
+            for got in pool.map(one, batch):
+                yield from got

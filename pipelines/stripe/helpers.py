@@ -73,7 +73,10 @@ def stripe_limiter(rate_limit_per_s: float) -> RollingWindowLimiter | None:
     """Pacing under ``rate_limit_per_s`` (None when 0: unpaced).  The window is 10 % longer
     than Stripe's second: our clock starts before the server's, and arrival jitter (a
     request delayed on its way out, the next one not) must not put one request too many
-    into one of its seconds.  Measured at 200 ms a request: 5 % still met a few 429s."""
+    into one of its seconds.  Measured at 200 ms a request: 5 % still met a few 429s.
+    Spacing the calls evenly instead (``min_interval_s``, 4-8 % apart) met 2-6 429s in 870
+    requests and fetched no faster at 20,000 customers: the listing's own gaps, not the
+    pacer, keep it under the limit there."""
     if rate_limit_per_s <= 0:
         return None
     calls = max(1, int(rate_limit_per_s))

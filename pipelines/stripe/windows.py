@@ -43,6 +43,12 @@ from recon.http import ApiClient, MalformedResponse
 # idle request slot costs more than a partial page.
 MIN_SPLIT_OBJECTS = 10 * PAGE_SIZE
 MIN_SPLIT_OBJECTS_IDLE = 3 * PAGE_SIZE
+# Pages a listing fetches ahead of its reader.  Object listings start while the events are
+# read (the resources are read one after another): with a short queue their workers stop
+# early and their last pages are fetched at the end, one window after another, with the
+# rate limit idle; ~50 pages (a few MB of raw JSON, some tens of MB parsed) lets a listing
+# of that size be in before its reader comes.
+QUEUE_PAGES = 48
 
 
 @dataclass
@@ -123,7 +129,7 @@ class WindowedListing:
         self._pending: list[Window] = [self.windows[0]]
         self._busy = 0
         self._lock = threading.Condition()
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=2 * self.workers + 2)
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=max(2 * self.workers + 2, QUEUE_PAGES))
         self._stop = threading.Event()
         self._closed = threading.Event()  # the consumer stopped reading
         self._threads: list[threading.Thread] = []
@@ -133,12 +139,17 @@ class WindowedListing:
     def pages(self) -> Iterator[Page]:
         """Every page of every window, as fetched; stops the workers when closed early."""
         self.start()
-        running = len(self._threads)
+        ended = 0
         try:
-            while running:
+            while True:
                 item = self._out.get()
                 if item is _END:
-                    running -= 1
+                    ended += 1
+                    # a worker starts another only while it runs itself: when every
+                    # worker started has ended, no other will start
+                    with self._lock:
+                        if ended >= len(self._threads):
+                            break
                 elif isinstance(item, BaseException):
                     raise item
                 else:
@@ -150,13 +161,41 @@ class WindowedListing:
                 self._lock.notify_all()
 
     def start(self) -> None:
-        """Start fetching (before anyone reads: up to the queue's size ahead)."""
-        if self._threads:
-            return
-        for n in range(self.workers):
-            t = threading.Thread(target=self._work, name=f"recon-{self.resource}-{n}", daemon=True)
-            self._threads.append(t)
-            t.start()
+        """Start fetching (before anyone reads: up to the queue's size ahead).
+
+        One worker starts; the others start when there is work to split off for them
+        (:meth:`_grow`), so a listing of a page or two costs one thread, not ``workers``."""
+        with self._lock:
+            if self._threads:
+                return
+            t = self._new_thread()
+        t.start()
+
+    def _new_thread(self) -> threading.Thread:
+        """Under the lock: a worker, counted (started by the caller after the lock)."""
+        t = threading.Thread(
+            target=self._work, name=f"recon-{self.resource}-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(t)
+        return t
+
+    def _grow(self) -> None:
+        """Start another worker for a window split off now, if every worker is busy and
+        fewer than ``workers`` run."""
+        with self._lock:
+            if (
+                self._stop.is_set()
+                or len(self._threads) >= self.workers
+                or self._busy < len(self._threads)
+                or self._pending
+            ):
+                return
+            split = self._split()
+            if split is None:
+                return
+            self._pending.append(split)
+            t = self._new_thread()
+        t.start()
 
     def close(self) -> None:
         """Stop the workers (a listing started but never read)."""
@@ -220,10 +259,17 @@ class WindowedListing:
                 self._lock.wait(timeout=0.5)
             return None
 
+    def _saturated(self) -> bool:
+        """Requests are queueing at the client's pacer: the rate limit is used in full, and
+        a small new window would only add its partial last page (large ones are still
+        split: a long chain of pages left alone becomes the listing's tail)."""
+        limiter = getattr(self.client, "limiter", None)
+        return bool(limiter is not None and getattr(limiter, "waiting", 0) >= 2)
+
     def _split(self) -> Window | None:
         """Under the lock: halve the unreached part of the busiest window."""
         best = max(self.windows, key=Window.estimate, default=None)
-        idle = self._busy < max(1, self.workers // 2)
+        idle = self._busy < max(1, self.workers // 2) and not self._saturated()
         if best is None or best.estimate() < (self.min_split_idle if idle else self.min_split):
             return None
         rest = best.rest()
@@ -293,6 +339,7 @@ class WindowedListing:
                 self._put(Page(kept, utcnow(), window.number))
             if below or not body.get("has_more") or not data:
                 return
+            self._grow()
             tail = data[-1].get("id") if isinstance(data[-1], dict) else None
             if not isinstance(tail, str):
                 self._give_up(dumps(data[-1]), f"no id to page on ({where})")

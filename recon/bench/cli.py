@@ -22,6 +22,12 @@ def bench_command(
         help="cpu (no latency), latency (200 ms, real rate limits) or both "
         "(every stage in cpu, then a full ingest in latency).",
     ),
+    stages: str = typer.Option(
+        "all",
+        "--stages",
+        help="all, or ingest: only the full ingest of each source in each regime (a quick "
+        "before/after of the ingest; write it somewhere else than bench/results with --out).",
+    ),
     out: Path = typer.Option(
         Path("bench/results"), "--out", help="Where <date>-<size>.json and .md go."
     ),
@@ -60,6 +66,8 @@ def bench_command(
         raise UsageError(f"unknown size {unknown[0]!r}: use {', '.join(SIZE_ORDER)}")
     if regime not in ("cpu", "latency", "both"):
         raise UsageError(f"unknown regime {regime!r}: use cpu, latency or both")
+    if stages not in ("all", "ingest"):
+        raise UsageError(f"unknown stages {stages!r}: use all or ingest")
     console = Console(stderr=True)
     failed: list[str] = []
     for name in sorted(dict.fromkeys(sizes), key=SIZE_ORDER.index):
@@ -67,6 +75,7 @@ def bench_command(
         options = BenchOptions(
             size=name,
             regime=regime,
+            stages=stages,
             seed=seed,
             work_dir=work_dir,
             profile=frozenset(profile),

@@ -95,3 +95,15 @@ def test_window_usage_without_a_full_window() -> None:
     assert usage["requests"] == 4
     assert usage["full_windows"] == 0
     assert usage["share_while_work_remains"] is None
+
+
+def test_window_usage_rate_share_when_the_limit_never_bound() -> None:
+    # 19 requests over 2 s: 9.5/s against a limit of 19/s is half of what it allows
+    samples = [(0.0, 0, 0)] + [(0.1 + i * (2.0 / 18), i + 1, 0) for i in range(19)]
+    samples.append((samples[-1][0] + 0.1, 19, 0))
+    usage = window_usage(samples, 190, 10.0)
+    assert usage["share_while_work_remains"] is None
+    assert usage["rate_share"] == pytest.approx(0.5, abs=0.05)
+    # as fast as allowed or faster: capped at 1
+    fast = [(0.0, 0, 0), (0.1, 10, 0), (0.2, 19, 0), (0.3, 19, 0)]
+    assert window_usage(fast, 190, 10.0)["rate_share"] == 1.0
