@@ -1,9 +1,15 @@
-"""The checkpoint that gates the sync: every suite over its frame, one pass or fail.
+"""The checkpoint that gates the sync: every suite over its data, one pass or fail.
 
-GX's SQL engine is not used (it does not work over duckdb-engine here): ``recon.validate``
-reads small frames out of the warehouse, and this module hands them to an ephemeral GX
-context as Parquet files in a scratch directory, so that one ``Checkpoint`` validates them
-all in a single run and its ``UpdateDataDocsAction`` renders the Data Docs site.
+Two ways in, the same suites, one ``Checkpoint`` per run (its ``UpdateDataDocsAction``
+renders the Data Docs site):
+
+* ``run_checkpoint`` (DuckDB): GX's SQL engine does not work over duckdb-engine, so
+  ``recon.validate`` reads small frames out of the warehouse and this module hands them to
+  an ephemeral GX context as Parquet files in a scratch directory (GX's pandas engine).
+* ``run_sql_checkpoint`` (PostgreSQL): GX's own SQL datasource (``add_postgres``) with one
+  query asset per suite; GX computes every metric in the database.  The connection string
+  is a ``${VARIABLE}`` GX substitutes from the environment, so no password is in its
+  configuration.
 """
 
 from __future__ import annotations
@@ -139,33 +145,80 @@ def run_checkpoint(
         raise ValueError(f"no suite or frame for {', '.join(missing)}")
     context = _context(docs_dir)
     source = context.data_sources.add_pandas("recon_warehouse")
+    with tempfile.TemporaryDirectory(prefix="recon-gate-") as scratch:
+        batches = {}
+        for name in SUITE_NAMES:
+            path = Path(scratch) / f"{name}.parquet"
+            frames[name].to_parquet(path, index=False)
+            asset = source.add_parquet_asset(name, path=path)
+            batches[name] = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
+        return _run(context, suites, batches, run_name=run_name, docs_dir=docs_dir)
+
+
+def run_sql_checkpoint(
+    suites: Mapping[str, Any],
+    queries: Mapping[str, str],
+    *,
+    connection_string: str,
+    engine_kwargs: Mapping[str, Any] | None = None,
+    run_name: str,
+    docs_dir: Path | None = None,
+) -> CheckpointResult:
+    """Validate the rows of each query against the suite of the same name, in PostgreSQL.
+
+    ``connection_string`` should be a ``${VARIABLE}`` reference (GX substitutes it from the
+    environment) so that the password stays out of GX's configuration; ``engine_kwargs``
+    go to SQLAlchemy's ``create_engine``.
+    """
+    missing = [n for n in SUITE_NAMES if n not in suites or n not in queries]
+    if missing:
+        raise ValueError(f"no suite or query for {', '.join(missing)}")
+    context = _context(docs_dir)
+    source = context.data_sources.add_postgres(
+        "recon_warehouse",
+        connection_string=connection_string,
+        kwargs=dict(engine_kwargs or {}),
+    )
+    batches = {}
+    for name in SUITE_NAMES:
+        # a query asset must start with SELECT: CTEs go in a derived table
+        query = f"select * from (\n{queries[name].strip()}\n) as {name}"
+        asset = source.add_query_asset(name, query=query)
+        batches[name] = asset.add_batch_definition_whole_table(f"{name}_whole")
+    return _run(context, suites, batches, run_name=run_name, docs_dir=docs_dir)
+
+
+def _run(
+    context: Any,
+    suites: Mapping[str, Any],
+    batches: Mapping[str, Any],
+    *,
+    run_name: str,
+    docs_dir: Path | None,
+) -> CheckpointResult:
+    """One checkpoint over every suite's batch; the outcome of each expectation."""
     actions: list[Any] = []
     if docs_dir is not None:
         actions.append(
             gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])
         )
-    with tempfile.TemporaryDirectory(prefix="recon-gate-") as scratch:
-        definitions = []
-        for name in SUITE_NAMES:
-            path = Path(scratch) / f"{name}.parquet"
-            frames[name].to_parquet(path, index=False)
-            asset = source.add_parquet_asset(name, path=path)
-            batch = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
-            suite = context.suites.add(suites[name])
-            definitions.append(
-                context.validation_definitions.add(
-                    gx.ValidationDefinition(name=f"gate_{name}", data=batch, suite=suite)
-                )
-            )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name="recon_gate",
-                validation_definitions=definitions,
-                actions=actions,
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+    definitions = []
+    for name in SUITE_NAMES:
+        suite = context.suites.add(suites[name])
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"gate_{name}", data=batches[name], suite=suite)
             )
         )
-        result = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_name))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="recon_gate",
+            validation_definitions=definitions,
+            actions=actions,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+        )
+    )
+    result = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_name))
     outcomes: list[ExpectationOutcome] = []
     for validation in result.run_results.values():
         suite_name = str(validation.suite_name)

@@ -22,5 +22,6 @@
         {%- do columns.append('cast(null as ' ~ (column.data_type or 'varchar') ~ ') as ' ~ column.name) -%}
     {%- endfor -%}
     {{ log('recon: ' ~ relation ~ ' does not exist yet; reading it as empty', info=true) }}
-    {{ return('(select ' ~ columns | join(', ') ~ ' where 1 = 0)') }}
+    {#- aliased: PostgreSQL before 16 wants a name for a subquery in FROM -#}
+    {{ return('(select ' ~ columns | join(', ') ~ ' where 1 = 0) as ' ~ table_name) }}
 {%- endmacro %}

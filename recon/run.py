@@ -2,7 +2,8 @@
 
 ingest → build → validate → sync.  Each stage is the same code its own command runs; this
 module only sequences them, stops at the first stage that fails (so nothing is pushed after
-a failed build or gate) and reads a short summary back from the marts.
+a failed build or gate) and reads a short summary back from the marts.  Every stage runs on
+the same ``target``: the DuckDB file (default) or PostgreSQL (``RECON_POSTGRES_DSN``).
 """
 
 from __future__ import annotations
@@ -40,41 +41,41 @@ class RunSummary:
         return self.current_mrr * 12
 
 
-def read_summary(settings: Settings) -> RunSummary:
+def read_summary(settings: Settings, *, target: str = "duckdb") -> RunSummary:
     """Current MRR and ARR, last month's movements and findings per kind, from the marts."""
-    from recon.sync.warehouse import connect, relation
+    from recon.sync.warehouse import warehouse_target
 
     summary = RunSummary()
-    with connect(settings.warehouse) as con:
-        fct = relation(con, "fct_mrr")
-        row = con.execute(f"select max(month) from {fct}").fetchone()
+    with warehouse_target(settings, target).connect() as con:
+        fct = con.relation("fct_mrr")
+        row = con.fetchone(f"select max(month) from {fct}")
         if row and row[0] is not None:
             current = row[0]
             summary.current_month = current.strftime("%Y-%m")
-            total = con.execute(
+            total = con.fetchone(
                 f"select coalesce(sum(mrr_reporting), 0), max(reporting_currency) from {fct} "
                 "where month = ?",
                 [current],
-            ).fetchone()
+            )
             if total:
                 summary.current_mrr = Decimal(total[0])
                 summary.reporting_currency = str(total[1] or "USD")
-            bridge = relation(con, "mrr_bridge")
-            last = con.execute(
+            bridge = con.relation("mrr_bridge")
+            last = con.fetchone(
                 f"select month, new_mrr, expansion_mrr, contraction_mrr, churn_mrr, "
                 f"reactivation_mrr from {bridge} where month < ? order by month desc limit 1",
                 [current],
-            ).fetchone()
+            )
             if last:
                 summary.last_month = last[0].strftime("%Y-%m")
                 names = ("new", "expansion", "contraction", "churn", "reactivation")
                 summary.movements = {
                     n: Decimal(v or 0) for n, v in zip(names, last[1:], strict=True)
                 }
-        findings = relation(con, "rec_findings")
-        for kind, count in con.execute(
+        findings = con.relation("rec_findings")
+        for kind, count in con.fetchall(
             f"select kind, count(*) from {findings} group by kind order by kind"
-        ).fetchall():
+        ):
             summary.findings[str(kind)] = int(count)
     return summary
 
@@ -114,6 +115,31 @@ def print_summary(console: Console, summary: RunSummary) -> None:
 Stage = Callable[[], Any]
 
 
+def _check_one_database(where: Any) -> None:
+    """dlt's own ``DESTINATION__POSTGRES__CREDENTIALS`` wins over ``RECON_POSTGRES_DSN`` for
+    ingest: on another database the gate and the sync would read marts built from other
+    data.  Refuse that (naming neither value)."""
+    import os
+
+    from recon.config import ConfigError
+    from recon.sync.warehouse import WarehouseTarget, check_dsn
+
+    dlt_dsn = os.environ.get("DESTINATION__POSTGRES__CREDENTIALS", "")
+    if not dlt_dsn:
+        return
+    try:
+        check_dsn(dlt_dsn)
+        same = WarehouseTarget.postgres(dlt_dsn).describe() == where.describe()
+    except ConfigError:
+        same = False
+    if not same:
+        raise ConfigError(
+            "DESTINATION__POSTGRES__CREDENTIALS names another database than "
+            "RECON_POSTGRES_DSN: ingest would land where the build, the gate and the sync "
+            "do not read; unset DESTINATION__POSTGRES__CREDENTIALS for recon run"
+        )
+
+
 def run_pipeline(
     settings: Settings,
     *,
@@ -122,38 +148,51 @@ def run_pipeline(
     create_properties: bool = False,
     console: Console | None = None,
     quiet: bool = False,
+    target: str = "duckdb",
 ) -> RunSummary:
-    """ingest → build → validate → sync; raises the first failing stage's error."""
+    """ingest → build → validate → sync on ``target``; raises the first failing stage's error.
+
+    ``target`` is ``duckdb`` (``settings.warehouse``) or ``postgres`` (every stage reads
+    ``RECON_POSTGRES_DSN``: dlt's postgres destination, dbt's postgres output, GX's SQL
+    datasource, the sync's advisory lock and journal).
+    """
     from recon.build import build, raise_for_result
     from recon.build_cli import print_result
     from recon.ingest import ingest, raise_for_failures
     from recon.ingest_cli import ResourceProgress, print_results
     from recon.sync import SyncOptions, run_sync
+    from recon.sync.warehouse import warehouse_target
     from recon.sync_cli import print_report
     from recon.validate import run_validation
 
     out = console or Console()
     err = Console(stderr=True)
+    where = warehouse_target(settings, target)
+    if where.is_postgres:
+        _check_one_database(where)
+        with where.connect():  # a bad DSN or a server that is down: one line, exit 2
+            pass
 
-    out.rule("[bold]1/4 ingest")
+    on = " (postgres)" if where.is_postgres else ""
+    out.rule(f"[bold]1/4 ingest{on}")
     if quiet:
-        results = ingest(settings)
+        results = ingest(settings, destination=target)
     else:
         with ResourceProgress(err) as bars:
-            results = ingest(settings, progress=bars.for_source)
+            results = ingest(settings, progress=bars.for_source, destination=target)
     print_results(out, results)
     raise_for_failures(results)
 
     out.rule("[bold]2/4 build")
     with err.status("dbt build", spinner="dots"):
         # unit tests check the SQL, not the data: CI runs them (make test), scheduled runs need not
-        built = build(settings, unit_tests=False)
+        built = build(settings, target=target, unit_tests=False)
     print_result(out, built)
     raise_for_result(built)
 
     out.rule("[bold]3/4 validate")
     with err.status("validating (Great Expectations)", spinner="dots"):
-        report = run_validation(settings, docs_dir=Path("target") / "gx_docs")
+        report = run_validation(settings, docs_dir=Path("target") / "gx_docs", target=target)
     if not report.success:
         for failure in report.failures:
             out.print(f"[red]FAILED[/] {failure.line}", highlight=False, soft_wrap=True)
@@ -171,10 +210,11 @@ def run_pipeline(
     sync_report = run_sync(
         settings,
         SyncOptions(apply=apply, max_changes=max_changes, create_properties=create_properties),
+        target=target,
     )
     print_report(sync_report)
 
-    summary = read_summary(settings)
+    summary = read_summary(settings, target=target)
     summary.sync = sync_report
     print_summary(out, summary)
     if apply and not sync_report.ok:

@@ -13,7 +13,7 @@ from recon.cli_common import (
     WarehouseOption,
     api_settings,
 )
-from recon.errors import UsageError
+from recon.config import Settings
 
 
 def run_command(
@@ -35,8 +35,8 @@ def run_command(
     target: str = typer.Option(
         "duckdb",
         "--target",
-        help="duckdb; postgres (RECON_POSTGRES_DSN) is refused until the gate and the sync "
-        "run there (docs/postgres.md).",
+        help="duckdb (the warehouse file) or postgres (RECON_POSTGRES_DSN): every stage "
+        "runs there (docs/postgres.md).",
     ),
 ) -> None:
     """Everything in order: ingest → build → validate → sync, then a summary.
@@ -49,18 +49,15 @@ def run_command(
       recon run --sandbox worlds/demo
 
       recon run --apply --max-changes 200
+
+      RECON_POSTGRES_DSN=postgresql://recon@localhost:5432/recon recon run --target postgres
     """
     from recon.ingest_cli import check_postgres_target
     from recon.run import run_pipeline
+    from recon.sync.warehouse import warehouse_target
 
     check_postgres_target(target)
-    if target == "postgres":
-        raise UsageError(
-            "recon run --target postgres: the gate (Great Expectations) and the sync read "
-            "DuckDB only so far, and nothing is pushed without the gate; run "
-            "`recon ingest --target postgres` and `recon build --target postgres` "
-            "(docs/postgres.md)"
-        )
+    warehouse_target(Settings(), target)  # RECON_POSTGRES_DSN set and well-formed?
     with api_settings(
         sandbox,
         warehouse=warehouse,
@@ -73,6 +70,7 @@ def run_command(
             max_changes=max_changes,
             create_properties=create_properties,
             quiet=quiet,
+            target=target,
         )
 
 

@@ -17,6 +17,12 @@ from recon.errors import CheckFailed, UsageError
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+TargetOption = typer.Option(
+    "duckdb",
+    "--target",
+    help="duckdb (the warehouse file) or postgres (RECON_POSTGRES_DSN).",
+)
+
 
 def validate(
     warehouse: Path | None = WarehouseOption,
@@ -35,13 +41,16 @@ def validate(
     docs_dir: Path = typer.Option(
         Path("target") / "gx_docs", "--docs-dir", help="Where the GX Data Docs site is written."
     ),
+    target: str = TargetOption,
 ) -> None:
     """Run the gate: the GX checkpoint over the sync payload, the MRR marts and freshness.
 
     Exits 1 listing each failed expectation on one line; the result is recorded in
-    recon_audit.validation_runs with the fingerprint of the sync rows it validated.
+    recon_audit.validation_runs with the fingerprint of the sync rows it validated.  On
+    PostgreSQL GX validates in the database (its SQL datasource).
 
-    Example: recon validate --max-age-hours 6
+    Examples: recon validate --max-age-hours 6
+              RECON_POSTGRES_DSN=postgresql://recon@localhost:5432/recon recon validate --target postgres
     """
     from expectations.suites import GateConfig
     from recon.validate import run_validation
@@ -52,7 +61,7 @@ def validate(
         raise UsageError(f"--mrr-ceiling: {mrr_ceiling!r} is not a number") from None
     config = GateConfig.from_env(mrr_ceiling=ceiling, max_age_hours=max_age_hours)
     settings = Settings.load(warehouse=warehouse)
-    report = run_validation(settings, config=config, docs_dir=docs_dir)
+    report = run_validation(settings, config=config, docs_dir=docs_dir, target=target)
     docs = f"; Data Docs: {report.data_docs_index}" if report.data_docs_index else ""
     if report.success:
         console.print(
@@ -88,23 +97,28 @@ def sync(
     sandbox: Path | None = SandboxOption,
     warehouse: Path | None = WarehouseOption,
     hubspot_api_base: str | None = HubspotBaseOption,
+    target: str = TargetOption,
 ) -> None:
     """Push the validated corrections of sync_hubspot__companies to HubSpot.
 
     Plans the difference between the validated sync rows and HubSpot's live values; with
     --apply writes it in paced batches, reads it back and records every change in
     recon_audit.sync_changes.  Refuses (exit 1) unless the gate passed on the same rows.
+    One sync at a time per warehouse (a file lock on DuckDB, an advisory lock on PostgreSQL).
 
     Examples: recon sync            (dry run)
               recon sync --apply --max-changes 400 --create-properties
+              recon sync --apply --target postgres
     """
     from recon.sync import SyncOptions, run_sync
+    from recon.sync.warehouse import warehouse_target
 
+    warehouse_target(Settings(), target)  # RECON_POSTGRES_DSN set and well-formed?
     with api_settings(sandbox, warehouse=warehouse, hubspot_api_base=hubspot_api_base) as settings:
         options = SyncOptions(
             apply=apply, max_changes=max_changes, create_properties=create_properties
         )
-        report = run_sync(settings, options)
+        report = run_sync(settings, options, target=target)
     print_report(report)
     if not report.ok:
         raise CheckFailed(

@@ -1,34 +1,60 @@
 """The gate: run the GX checkpoint over the warehouse and record its outcome.
 
-``run_validation`` reads small frames out of the warehouse (the sync payload as it would be
-sent, SQL summaries of the MRR marts, the freshness of the raw sources), runs the
-checkpoint of ``expectations/`` over them, writes one row per expectation to
+``run_validation`` validates five small data sets drawn from the warehouse: the sync payload
+as it would be sent (with per-row counts about the findings behind it), SQL summaries of the
+MRR marts, and the freshness of the raw sources.  It runs the checkpoint of
+``expectations/`` over them, writes one row per expectation to
 ``recon_audit.validation_runs`` (with the fingerprint of the sync rows it validated) and
 renders GX Data Docs under ``target/``.  ``latest_gate`` is what the sync consults.
+
+The summaries are one SQL text each that runs on DuckDB and PostgreSQL alike; how GX
+reads them depends on the engine:
+
+* DuckDB: GX's SQL engine fails over duckdb-engine, so the summaries are read into pandas
+  frames and validated by GX's pandas engine (``expectations.checkpoint.run_checkpoint``).
+* PostgreSQL: GX's own SQL datasource (``add_postgres``) runs each summary as a query
+  asset in the database (``run_sql_checkpoint``).  The sync payload is computed by the same
+  Python code as on DuckDB (so the values validated are exactly the values the sync will
+  send, and their fingerprint is the one the sync checks), staged in
+  ``recon_audit.gate_sync_payload`` under the run's id, validated there by GX, and removed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from recon.config import ConfigError, Settings
 from recon.sync.payload import SyncRow, fingerprint, read_sync_rows
 from recon.sync.provenance import git_commit, recon_version
 from recon.sync.values import SYNC_PROPERTIES, PropertyDef, to_decimal
-from recon.sync.warehouse import columns, connect, relation, table_exists
+from recon.sync.warehouse import (
+    Conn,
+    Warehouse,
+    WarehouseTarget,
+    as_warehouse,
+    sql_literal,
+    warehouse_target,
+)
 
 AUDIT_SCHEMA = "recon_audit"
 DOCS_DIR_DEFAULT = Path("target") / "gx_docs"
 SOURCES = ("stripe", "hubspot")
+#: GX reads the PostgreSQL URL from this variable (``${...}`` in its config), set only for
+#: the checkpoint's duration, so that the password is in no GX configuration or document.
+GX_URL_VARIABLE = "RECON_GX_POSTGRES_URL"
+#: Staged payload rows older than this belong to a gate that died: removed when staging.
+STAGED_PAYLOAD_MAX_AGE = timedelta(days=1)
 
 VALIDATION_RUNS_DDL = """
 create table if not exists recon_audit.validation_runs (
@@ -52,6 +78,20 @@ create table if not exists recon_audit.validation_runs (
     data_docs varchar
 )
 """
+
+PAYLOAD_TEXT_COLUMNS = ("hubspot_company_id", *SYNC_PROPERTIES)
+PAYLOAD_COUNT_COLUMNS = ("finding_count", "unknown_findings", "ambiguous_findings")
+PAYLOAD_COLUMNS = (*PAYLOAD_TEXT_COLUMNS, "mrr_amount", *PAYLOAD_COUNT_COLUMNS)
+
+GATE_PAYLOAD_DDL = (
+    "create table if not exists recon_audit.gate_sync_payload (\n"
+    "    run_id varchar not null,              -- the validation run that reads these rows\n"
+    "    staged_at timestamp not null,         -- UTC\n"
+    + "".join(f"    {c} varchar,\n" for c in PAYLOAD_TEXT_COLUMNS)
+    + "    mrr_amount double precision,\n"
+    + ",\n".join(f"    {c} integer not null" for c in PAYLOAD_COUNT_COLUMNS)
+    + "\n)"
+)
 
 
 @dataclass(frozen=True)
@@ -83,10 +123,10 @@ class GateStatus:
     failed_checks: list[str]
 
 
-# --------------------------------------------------------------------------- frames
+# --------------------------------------------------------------------------- the payload
 
 
-def property_rules(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def property_rules(con: Conn) -> dict[str, Any]:
     """The ingested HubSpot definitions of the properties recon writes.
 
     A property missing from ``raw_hubspot.properties`` (a portal where ``--create-properties``
@@ -94,15 +134,16 @@ def property_rules(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """
     from expectations.suites import PropertyRule
 
+    wh = as_warehouse(con)
     rules: dict[str, PropertyRule] = {}
-    if not table_exists(con, "raw_hubspot", "properties"):
+    if not wh.table_exists("raw_hubspot", "properties"):
         return rules
-    rows = con.execute(
+    rows = wh.fetchall(
         "select name, type, field_type, payload from raw_hubspot.properties "
         "where object_type in ('companies', 'company', 'COMPANY', '0-2') "
-        "and list_contains(?::varchar[], name)",
+        f"and {wh.any_of('name')}",
         [list(SYNC_PROPERTIES)],
-    ).fetchall()
+    )
     for name, type_, field_type, payload in rows:
         try:
             body = json.loads(payload) if isinstance(payload, str) else dict(payload or {})
@@ -115,17 +156,18 @@ def property_rules(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return rules
 
 
-def payload_frame(con: duckdb.DuckDBPyConnection, rows: list[SyncRow]) -> pd.DataFrame:
+def payload_records(con: Conn, rows: list[SyncRow]) -> list[dict[str, Any]]:
     """The sync rows as sent, with per-row counts about the findings behind them."""
+    wh = as_warehouse(con)
     ids = sorted({fid for r in rows for fid in r.finding_ids})
     known: dict[str, tuple[str | None, str | None]] = {}
     if ids:
-        rel = relation(con, "rec_findings")
-        for fid, kind, method in con.execute(
+        rel = wh.relation("rec_findings")
+        for fid, kind, method in wh.fetchall(
             f"select cast(finding_id as varchar), kind, match_method from {rel} "
-            "where list_contains(?::varchar[], cast(finding_id as varchar))",
+            f"where {wh.any_of('cast(finding_id as varchar)')}",
             [ids],
-        ).fetchall():
+        ):
             known[str(fid)] = (kind, method)
     records: list[dict[str, Any]] = []
     for r in rows:
@@ -145,23 +187,52 @@ def payload_frame(con: duckdb.DuckDBPyConnection, rows: list[SyncRow]) -> pd.Dat
                 ),
             }
         )
-    frame = pd.DataFrame.from_records(
-        records,
-        columns=[
-            "hubspot_company_id",
-            *SYNC_PROPERTIES,
-            "mrr_amount",
-            "finding_count",
-            "unknown_findings",
-            "ambiguous_findings",
-        ],
-    )
-    for col in ("hubspot_company_id", *SYNC_PROPERTIES):
+    return records
+
+
+def payload_frame(con: Conn, rows: list[SyncRow]) -> pd.DataFrame:
+    """The sync rows as sent (``payload_records``), as the frame GX validates on DuckDB."""
+    frame = pd.DataFrame.from_records(payload_records(con, rows), columns=list(PAYLOAD_COLUMNS))
+    for col in PAYLOAD_TEXT_COLUMNS:
         frame[col] = frame[col].astype("object")
     frame["mrr_amount"] = frame["mrr_amount"].astype("float64")
-    for col in ("finding_count", "unknown_findings", "ambiguous_findings"):
+    for col in PAYLOAD_COUNT_COLUMNS:
         frame[col] = frame[col].astype("int64")
     return frame
+
+
+def stage_payload(wh: Warehouse, run_id: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """Write the payload rows of ``run_id`` to ``recon_audit.gate_sync_payload``; return
+    the query that reads them back (for a GX query asset)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    wh.execute(f"create schema if not exists {AUDIT_SCHEMA}")
+    wh.execute(GATE_PAYLOAD_DDL)
+    wh.execute(
+        "delete from recon_audit.gate_sync_payload where run_id = ? or staged_at < ?",
+        [run_id, now - STAGED_PAYLOAD_MAX_AGE],
+    )
+    arrays = (
+        [f"unnest(?::varchar[]) as {c}" for c in PAYLOAD_TEXT_COLUMNS]
+        + ["unnest(?::double precision[]) as mrr_amount"]
+        + [f"unnest(?::integer[]) as {c}" for c in PAYLOAD_COUNT_COLUMNS]
+    )
+    wh.execute(
+        f"insert into recon_audit.gate_sync_payload (run_id, staged_at, "
+        f"{', '.join(PAYLOAD_COLUMNS)}) select ?, ?, {', '.join(arrays)}",
+        [run_id, now, *([rec[c] for rec in records] for c in PAYLOAD_COLUMNS)],
+    )
+    return (
+        f"select {', '.join(PAYLOAD_COLUMNS)} from recon_audit.gate_sync_payload "
+        f"where run_id = {sql_literal(run_id)}"
+    )
+
+
+def unstage_payload(target: WarehouseTarget, run_id: str) -> None:
+    with target.connect() as wh:
+        wh.execute("delete from recon_audit.gate_sync_payload where run_id = ?", [run_id])
+
+
+# --------------------------------------------------------------------------- summaries
 
 
 def _bridge_column(available: list[str], name: str) -> str:
@@ -171,18 +242,19 @@ def _bridge_column(available: list[str], name: str) -> str:
     raise ConfigError(f"mrr_bridge has no column {name!r} (columns: {', '.join(available)})")
 
 
-def mrr_frames(con: duckdb.DuckDBPyConnection, tolerance: Decimal) -> dict[str, pd.DataFrame]:
-    """SQL summaries of ``fct_mrr`` and ``mrr_bridge``: GX sees only these aggregates."""
-    fct = relation(con, "fct_mrr")
-    bridge = relation(con, "mrr_bridge")
-    bcols = columns(con, bridge)
+def mrr_sql(con: Conn, tolerance: Decimal) -> dict[str, str]:
+    """The SQL summaries of ``fct_mrr`` and ``mrr_bridge`` GX validates (DuckDB and
+    PostgreSQL alike): one row per month, one row of keys, one row per movement."""
+    wh = as_warehouse(con)
+    fct = wh.relation("fct_mrr")
+    bridge = wh.relation("mrr_bridge")
+    bcols = wh.columns(bridge)
     b = {n: _bridge_column(bcols, n) for n in ("month", "opening", "new", "expansion")}
     b.update({n: _bridge_column(bcols, n) for n in ("contraction", "churn", "reactivation")})
     b["closing"] = _bridge_column(bcols, "closing")
-    tol = float(tolerance)
-    months = con.execute(
-        f"""
-        with per_month as (
+    tol = f"cast({float(tolerance)!r} as double precision)"
+    months = f"""
+        with recursive per_month as (
             select
                 cast(month as date) as month,
                 count(*) as fct_rows,
@@ -193,10 +265,12 @@ def mrr_frames(con: duckdb.DuckDBPyConnection, tolerance: Decimal) -> dict[str, 
             group by 1
         ),
         span as (select min(month) as lo, max(month) as hi from per_month),
-        months as (
-            select cast(unnest(generate_series(lo, hi, interval 1 month)) as date) as month
-            from span
-            where lo is not null
+        months (month) as (
+            select lo from span where lo is not null
+            union all
+            select cast(months.month + interval '1 month' as date)
+            from months cross join span
+            where months.month < span.hi
         ),
         bridge as (
             select
@@ -210,107 +284,129 @@ def mrr_frames(con: duckdb.DuckDBPyConnection, tolerance: Decimal) -> dict[str, 
         )
         select
             m.month,
-            coalesce(p.fct_rows, 0) as fct_rows,
+            cast(coalesce(p.fct_rows, 0) as double precision) as fct_rows,
             case when bridge.month is null then cast(m.month as varchar) end
                 as missing_from_bridge,
             cast(abs(coalesce(p.sum_previous, 0) + coalesce(p.sum_amount, 0)
-                - coalesce(p.sum_current, 0)) as double)
-                - ? * greatest(coalesce(p.fct_rows, 0), 1) as identity_excess,
+                - coalesce(p.sum_current, 0)) as double precision)
+                - {tol} * greatest(coalesce(p.fct_rows, 0), 1) as identity_excess,
             cast(abs(coalesce(bridge.opening, 0) + coalesce(bridge.net, 0)
-                - coalesce(bridge.closing, 0)) as double)
-                - ? * greatest(coalesce(p.fct_rows, 0), 1) as bridge_balance_excess,
+                - coalesce(bridge.closing, 0)) as double precision)
+                - {tol} * greatest(coalesce(p.fct_rows, 0), 1) as bridge_balance_excess,
             cast(greatest(
                 abs(coalesce(bridge.closing, 0) - coalesce(p.sum_current, 0)),
                 abs(coalesce(bridge.opening, 0) - coalesce(p.sum_previous, 0))
-            ) as double) - ? * greatest(coalesce(p.fct_rows, 0), 1) as bridge_closing_excess
+            ) as double precision) - {tol} * greatest(coalesce(p.fct_rows, 0), 1)
+                as bridge_closing_excess
         from months as m
         left join per_month as p on p.month = m.month
         left join bridge on bridge.month = m.month
         order by m.month
-        """,
-        [tol, tol, tol],
-    ).df()
-    keys = con.execute(
-        f"""
+        """
+    # counts as double precision: the same numbers (and failure lines) on both engines
+    keys = f"""
         select
-            count(*) as rows,
-            (select count(*) from (select distinct customer_id, month from {fct})) as distinct_keys,
-            count(*) filter (where customer_id is null or month is null) as null_keys,
-            count(*) filter (
+            cast(count(*) as double precision) as rows,
+            cast((select count(*) from (select distinct customer_id, month from {fct}) as k)
+                as double precision) as distinct_keys,
+            cast(count(*) filter (where customer_id is null or month is null)
+                as double precision) as null_keys,
+            cast(count(*) filter (
                 where mrr < 0 or mrr_reporting < 0 or previous_mrr_reporting < 0
-            ) as negative_rows
+            ) as double precision) as negative_rows
         from {fct}
         """
-    ).df()
-    movements = con.execute(
-        f"""
+    movements = f"""
         with m as (
             select
                 coalesce(cast(movement as varchar), '(null)') as movement,
-                coalesce(previous_mrr_reporting, 0) as previous,
-                coalesce(mrr_reporting, 0) as current,
+                coalesce(previous_mrr_reporting, 0) as prev_mrr,
+                coalesce(mrr_reporting, 0) as cur_mrr,
                 coalesce(movement_amount, 0) as amount
             from {fct}
         )
         select
             movement,
-            count(*) as rows,
-            count(*) filter (where not coalesce(case movement
-                when 'new' then previous = 0 and current > 0 and amount > 0
-                when 'reactivation' then previous = 0 and current > 0 and amount > 0
-                when 'expansion' then previous > 0 and current > previous and amount > 0
-                when 'contraction' then previous > 0 and current > 0 and current < previous
+            cast(count(*) as double precision) as rows,
+            cast(count(*) filter (where not coalesce(case movement
+                when 'new' then prev_mrr = 0 and cur_mrr > 0 and amount > 0
+                when 'reactivation' then prev_mrr = 0 and cur_mrr > 0 and amount > 0
+                when 'expansion' then prev_mrr > 0 and cur_mrr > prev_mrr and amount > 0
+                when 'contraction' then prev_mrr > 0 and cur_mrr > 0 and cur_mrr < prev_mrr
                     and amount < 0
-                when 'churn' then previous > 0 and current = 0 and amount < 0
-                when 'unchanged' then previous > 0 and amount = 0
+                when 'churn' then prev_mrr > 0 and cur_mrr = 0 and amount < 0
+                when 'unchanged' then prev_mrr > 0 and amount = 0
                 else true
-            end, false) or abs(amount - (current - previous)) > ?) as sign_violations
+            end, false) or abs(amount - (cur_mrr - prev_mrr)) > {tol}) as double precision)
+                as sign_violations
         from m
         group by movement
         order by movement
-        """,
-        [tol],
-    ).df()
-    for frame in (months, keys, movements):
-        for col in frame.columns:
-            if col not in ("month", "movement", "missing_from_bridge"):
-                frame[col] = frame[col].astype("float64")
-    months["month"] = months["month"].astype("string")
-    months["missing_from_bridge"] = months["missing_from_bridge"].astype("object")
+        """
     return {"mrr_months": months, "mrr_keys": keys, "mrr_movements": movements}
 
 
-def freshness_frame(con: duckdb.DuckDBPyConnection, now: datetime) -> pd.DataFrame:
-    """Per raw source: a succeeded ingest run, hours since it loaded, hours behind the clock."""
-    latest: dict[str, tuple[datetime | None, datetime | None]] = {}
-    if table_exists(con, AUDIT_SCHEMA, "ingest_runs"):
-        for source, finished, clock in con.execute(
-            "select source, max(cast(finished_at as timestamp)), "
-            "arg_max(cast(source_clock as timestamp), cast(finished_at as timestamp)) "
-            "from recon_audit.ingest_runs where status = 'succeeded' group by source"
-        ).fetchall():
-            latest[str(source)] = (finished, clock)
-    clocks = [c for _, c in latest.values() if c is not None]
-    newest_clock = max(clocks) if clocks else None
-    now_naive = now.astimezone(UTC).replace(tzinfo=None)
-    records = []
-    for source in SOURCES:
-        finished, clock = latest.get(source, (None, None))
-        records.append(
-            {
-                "source": source,
-                "loaded": source in latest,
-                "hours_since_load": (
-                    (now_naive - finished).total_seconds() / 3600 if finished else None
-                ),
-                "hours_behind_source_clock": (
-                    (newest_clock - clock).total_seconds() / 3600
-                    if clock is not None and newest_clock is not None
-                    else None
-                ),
-            }
+def mrr_frames(con: Conn, tolerance: Decimal) -> dict[str, pd.DataFrame]:
+    """``mrr_sql`` read into frames (the DuckDB route): GX sees only these aggregates."""
+    wh = as_warehouse(con)
+    frames = {name: wh.df(sql) for name, sql in mrr_sql(wh, tolerance).items()}
+    for frame in frames.values():
+        for col in frame.columns:
+            if col not in ("month", "movement", "missing_from_bridge"):
+                frame[col] = frame[col].astype("float64")
+    months = frames["mrr_months"]
+    months["month"] = months["month"].astype("string")
+    months["missing_from_bridge"] = months["missing_from_bridge"].astype("object")
+    return frames
+
+
+def freshness_sql(con: Conn, now: datetime) -> str:
+    """Per raw source: a succeeded ingest run, hours since it loaded, hours behind the
+    newest source clock (of the latest run that recorded one)."""
+    wh = as_warehouse(con)
+    instant = sql_literal(now.astimezone(UTC).isoformat())
+    if wh.table_exists(AUDIT_SCHEMA, "ingest_runs"):
+        runs = (
+            "select source, cast(finished_at as timestamptz) as finished, "
+            "cast(source_clock as timestamptz) as clock "
+            "from recon_audit.ingest_runs where status = 'succeeded'"
         )
-    frame = pd.DataFrame.from_records(records)
+    else:
+        runs = (
+            "select cast(null as varchar) as source, cast(null as timestamptz) as finished, "
+            "cast(null as timestamptz) as clock where 1 = 0"
+        )
+    sources = ", ".join(f"({i}, {sql_literal(s)})" for i, s in enumerate(SOURCES))
+    return f"""
+        with runs as ({runs}),
+        latest as (select source, max(finished) as finished from runs group by source),
+        clocks as (
+            select distinct on (source) source, clock
+            from runs
+            where finished is not null and clock is not null
+            order by source, finished desc
+        ),
+        newest as (select max(clock) as clock from clocks)
+        select
+            s.source,
+            latest.source is not null as loaded,
+            cast(extract(epoch from (cast({instant} as timestamptz) - latest.finished))
+                / 3600.0 as double precision) as hours_since_load,
+            cast(extract(epoch from (newest.clock - clocks.clock))
+                / 3600.0 as double precision) as hours_behind_source_clock
+        from (values {sources}) as s (position, source)
+        left join latest on latest.source = s.source
+        left join clocks on clocks.source = s.source
+        cross join newest
+        order by s.position
+        """
+
+
+def freshness_frame(con: Conn, now: datetime) -> pd.DataFrame:
+    """``freshness_sql`` read into a frame (the DuckDB route)."""
+    wh = as_warehouse(con)
+    frame = wh.df(freshness_sql(wh, now))
+    frame["loaded"] = frame["loaded"].astype("bool")
     frame["hours_since_load"] = frame["hours_since_load"].astype("float64")
     frame["hours_behind_source_clock"] = frame["hours_behind_source_clock"].astype("float64")
     return frame
@@ -319,9 +415,60 @@ def freshness_frame(con: duckdb.DuckDBPyConnection, now: datetime) -> pd.DataFra
 # --------------------------------------------------------------------------- the run
 
 
-def ensure_validation_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create schema if not exists {AUDIT_SCHEMA}")
-    con.execute(VALIDATION_RUNS_DDL)
+def ensure_validation_table(con: Conn) -> None:
+    wh = as_warehouse(con)
+    wh.execute(f"create schema if not exists {AUDIT_SCHEMA}")
+    wh.execute(VALIDATION_RUNS_DDL)
+
+
+@contextmanager
+def _gx_connection_string(target: WarehouseTarget) -> Iterator[str]:
+    """GX's connection string for ``target``: a ``${variable}`` set for the block only."""
+    saved = os.environ.get(GX_URL_VARIABLE)
+    os.environ[GX_URL_VARIABLE] = target.sqlalchemy_url()
+    try:
+        yield "${" + GX_URL_VARIABLE + "}"
+    finally:
+        if saved is None:
+            os.environ.pop(GX_URL_VARIABLE, None)
+        else:
+            os.environ[GX_URL_VARIABLE] = saved
+
+
+def _run_on_postgres(
+    target: WarehouseTarget,
+    suites: Mapping[str, Any],
+    queries: Mapping[str, str],
+    *,
+    run_id: str,
+    docs_dir: Path | None,
+) -> Any:
+    """The checkpoint through GX's PostgreSQL datasource; errors name no password."""
+    from great_expectations.exceptions import GreatExpectationsError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from expectations.checkpoint import run_sql_checkpoint
+
+    try:
+        with _gx_connection_string(target) as url:
+            return run_sql_checkpoint(
+                suites,
+                queries,
+                connection_string=url,
+                engine_kwargs={
+                    "connect_args": {
+                        "options": "-c TimeZone=UTC -c jit=off",
+                        "application_name": "recon gate",
+                    }
+                },
+                run_name=run_id,
+                docs_dir=docs_dir,
+            )
+    except (GreatExpectationsError, SQLAlchemyError, ConnectionError) as exc:
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ConfigError(
+            f"the gate could not run on {target.describe()}: {target.scrub(first.strip())}"
+        ) from None
 
 
 def run_validation(
@@ -330,35 +477,54 @@ def run_validation(
     config: Any = None,
     docs_dir: Path | None = DOCS_DIR_DEFAULT,
     now: datetime | None = None,
+    target: str = "duckdb",
 ) -> ValidationReport:
-    """Run the gate over ``settings.warehouse``; record it; return pass or fail.
+    """Run the gate over the warehouse of ``target``; record it; return pass or fail.
 
-    ``config`` is an ``expectations.suites.GateConfig`` (default: from the environment);
-    ``docs_dir=None`` skips the Data Docs.  Nothing here raises on a failed expectation:
-    the caller decides (the CLI exits 1 listing ``report.failures``).
+    ``target`` is ``duckdb`` (``settings.warehouse``) or ``postgres``
+    (``RECON_POSTGRES_DSN``).  ``config`` is an ``expectations.suites.GateConfig``
+    (default: from the environment); ``docs_dir=None`` skips the Data Docs.  Nothing here
+    raises on a failed expectation: the caller decides (the CLI exits 1 listing
+    ``report.failures``).
     """
     from expectations.checkpoint import run_checkpoint
     from expectations.suites import GateConfig, build_suites
 
     gate_config: GateConfig = config if config is not None else GateConfig.from_env()
-    if not settings.warehouse.exists():
+    where = warehouse_target(settings, target)
+    if not where.exists():
         raise ConfigError(
-            f"no warehouse at {settings.warehouse}: run `recon ingest` and `recon build` first"
+            f"no warehouse at {where.describe()}: run `recon ingest` and `recon build` first"
         )
     started = datetime.now(UTC)
     run_id = f"val_{started:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
-    with connect(settings.warehouse) as con:
+    frames: dict[str, pd.DataFrame] = {}
+    queries: dict[str, str] = {}
+    with where.connect() as con:
         rows = read_sync_rows(con)
-        frames = {
-            "sync_payload": payload_frame(con, rows),
-            **mrr_frames(con, gate_config.tolerance_per_row),
-            "freshness": freshness_frame(con, now or started),
-        }
         rules = property_rules(con)
+        if con.is_postgres:
+            queries = {
+                "sync_payload": stage_payload(con, run_id, payload_records(con, rows)),
+                **mrr_sql(con, gate_config.tolerance_per_row),
+                "freshness": freshness_sql(con, now or started),
+            }
+        else:
+            frames = {
+                "sync_payload": payload_frame(con, rows),
+                **mrr_frames(con, gate_config.tolerance_per_row),
+                "freshness": freshness_frame(con, now or started),
+            }
     suites = build_suites(gate_config, rules)
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
-    result = run_checkpoint(suites, frames, run_name=run_id, docs_dir=docs_dir)
+    if where.is_postgres:
+        try:
+            result = _run_on_postgres(where, suites, queries, run_id=run_id, docs_dir=docs_dir)
+        finally:
+            unstage_payload(where, run_id)
+    else:
+        result = run_checkpoint(suites, frames, run_name=run_id, docs_dir=docs_dir)
     finished = datetime.now(UTC)
     fp = fingerprint(rows)
     sync_values = sum(len(r.changes()) for r in rows)
@@ -386,7 +552,7 @@ def run_validation(
         )
         for o in result.outcomes
     ]
-    with connect(settings.warehouse) as con:
+    with where.connect() as con:
         ensure_validation_table(con)
         con.executemany(
             "insert into recon_audit.validation_runs values "
@@ -406,24 +572,25 @@ def run_validation(
     )
 
 
-def latest_gate(con: duckdb.DuckDBPyConnection) -> GateStatus | None:
+def latest_gate(con: Conn) -> GateStatus | None:
     """The most recent validation run of this warehouse, or None if the gate never ran."""
-    if not table_exists(con, AUDIT_SCHEMA, "validation_runs"):
+    wh = as_warehouse(con)
+    if not wh.table_exists(AUDIT_SCHEMA, "validation_runs"):
         return None
-    row = con.execute(
+    row = wh.fetchone(
         """
         select
             run_id,
             bool_and(run_success) and bool_and(success),
-            any_value(sync_fingerprint),
+            min(sync_fingerprint),
             max(finished_at),
-            list(check_id order by check_id) filter (where not success)
+            array_agg(check_id order by check_id) filter (where not success)
         from recon_audit.validation_runs
         group by run_id
         order by max(finished_at) desc, run_id desc
         limit 1
         """
-    ).fetchone()
+    )
     if row is None:
         return None
     return GateStatus(

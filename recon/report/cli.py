@@ -9,6 +9,7 @@ from rich.console import Console
 
 from recon.cli_common import WarehouseOption
 from recon.config import Settings
+from recon.errors import UsageError
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -20,6 +21,9 @@ def report_command(
     ),
     top: int = typer.Option(
         15, "--top", min=1, max=500, help="How many of the largest account gaps to list."
+    ),
+    target: str = typer.Option(
+        "duckdb", "--target", help="duckdb only: the report does not read PostgreSQL yet."
     ),
 ) -> None:
     """Write the analysts' report: one self-contained HTML file, charts included.
@@ -34,6 +38,11 @@ def report_command(
     """
     from recon.report import write_report
 
+    if target != "duckdb":
+        raise UsageError(
+            f"recon report --target {target}: the report reads the DuckDB warehouse only "
+            "(docs/postgres.md); the marts on PostgreSQL can be read with any SQL client"
+        )
     settings = Settings.load(warehouse=warehouse)
     data = write_report(settings.warehouse, out, top_accounts=top)
     missing = [

@@ -9,7 +9,9 @@ batch's outcome right after HubSpot answers, the read-back's verdict after that.
 killed at any point leaves each change in a state that says what may have happened, and the
 next run resolves it by reading HubSpot (``resolve_leftovers`` in ``recon.sync.run``).
 
-Connections are opened per write and closed at once: the warehouse is a single-writer file.
+Connections are opened per write and closed at once: the DuckDB warehouse is a
+single-writer file.  The same statements run on PostgreSQL (``recon.sync.warehouse``); the
+DDL uses only types both engines have.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
+from recon.sync.warehouse import Conn, WarehouseTarget, as_warehouse, open_warehouse
 
-from recon.sync.warehouse import connect, table_exists
+#: A DuckDB file or any warehouse target.
+Where = Path | WarehouseTarget
 
 PLANNED, SENT, SUCCEEDED, FAILED, VERIFIED, MISMATCH = (
     "planned",
@@ -127,16 +130,17 @@ class RunRecord:
     started_at: datetime = field(default_factory=utcnow)
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists recon_audit")
-    con.execute(SYNC_RUNS_DDL)
-    con.execute(SYNC_CHANGES_DDL)
+def ensure_tables(con: Conn) -> None:
+    wh = as_warehouse(con)
+    wh.execute("create schema if not exists recon_audit")
+    wh.execute(SYNC_RUNS_DDL)
+    wh.execute(SYNC_CHANGES_DDL)
 
 
 class SyncJournal:
     """Writes one run's rows; each method is one short transaction."""
 
-    def __init__(self, warehouse: Path, run: RunRecord, object_type: str = "companies") -> None:
+    def __init__(self, warehouse: Where, run: RunRecord, object_type: str = "companies") -> None:
         self.warehouse = warehouse
         self.run = run
         self.object_type = object_type
@@ -145,7 +149,7 @@ class SyncJournal:
 
     def start(self, status: str = "running", error: str | None = None) -> None:
         r = self.run
-        with connect(self.warehouse) as con:
+        with open_warehouse(self.warehouse) as con:
             ensure_tables(con)
             con.execute(
                 "insert into recon_audit.sync_runs (run_id, started_at, status, apply, "
@@ -170,7 +174,7 @@ class SyncJournal:
             )
 
     def finish(self, status: str, counts: RunCounts, error: str | None = None) -> None:
-        with connect(self.warehouse) as con:
+        with open_warehouse(self.warehouse) as con:
             con.execute(
                 "update recon_audit.sync_runs set finished_at = ?, status = ?, "
                 "changes_planned = ?, changes_succeeded = ?, changes_failed = ?, "
@@ -198,7 +202,7 @@ class SyncJournal:
             c.change_id = i
             c.run_id = self.run.run_id
             c.status = PLANNED
-        with connect(self.warehouse) as con:
+        with open_warehouse(self.warehouse) as con:
             con.execute(
                 "insert into recon_audit.sync_changes (run_id, change_id, object_type, object_id, "
                 "property, old_value, new_value, finding_ids, status, planned_at, updated_at) "
@@ -244,7 +248,7 @@ class SyncJournal:
         _bulk_update(self.warehouse, todo, {"updated_at": utcnow()})
 
 
-def record_verdicts(warehouse: Path, verdicts: Sequence[tuple[Change, str | None]]) -> None:
+def record_verdicts(warehouse: Where, verdicts: Sequence[tuple[Change, str | None]]) -> None:
     """The read-back: each change now ``verified``, ``mismatch`` or ``failed``, with the value seen."""
     if not verdicts:
         return
@@ -258,7 +262,7 @@ def record_verdicts(warehouse: Path, verdicts: Sequence[tuple[Change, str | None
 
 
 def _bulk_update(
-    warehouse: Path,
+    warehouse: Where,
     changes: Sequence[Change],
     stamps: dict[str, datetime],
     *,
@@ -290,7 +294,7 @@ def _bulk_update(
         sets.append("verified_value = v.verified_value")
         select += ", unnest(?::varchar[]) as verified_value"
         values.append(list(verified_values))
-    with connect(warehouse) as con:
+    with open_warehouse(warehouse) as con:
         con.execute(
             f"update recon_audit.sync_changes as t set {', '.join(sets)} from ({select}) as v "
             "where t.run_id = v.run_id and t.change_id = v.change_id",
@@ -299,7 +303,7 @@ def _bulk_update(
 
 
 def _update_status(
-    warehouse: Path,
+    warehouse: Where,
     changes: Sequence[Change],
     status: str,
     now: datetime,
@@ -311,28 +315,29 @@ def _update_status(
     for c in changes:
         by_run.setdefault(c.run_id, []).append(c.change_id)
     bump = ", attempts = attempts + 1" if bump_attempts else ""
-    with connect(warehouse) as con:
+    with open_warehouse(warehouse) as con:
         for run_id, ids in by_run.items():
             con.execute(
                 f"update recon_audit.sync_changes set status = ?, {stamp_column} = ?, "
-                f"updated_at = ?{bump} where run_id = ? and list_contains(?::integer[], change_id)",
+                f"updated_at = ?{bump} where run_id = ? and {con.any_of('change_id', 'integer')}",
                 [status, now, now, run_id, ids],
             )
 
 
-def leftovers(con: duckdb.DuckDBPyConnection) -> list[Change]:
+def leftovers(con: Conn) -> list[Change]:
     """Changes a dead run left unresolved (planned, sent or succeeded without verification).
 
     Only meaningful while holding the sync lock: then no other run is alive.
     """
-    if not table_exists(con, "recon_audit", "sync_changes"):
+    wh = as_warehouse(con)
+    if not wh.table_exists("recon_audit", "sync_changes"):
         return []
-    rows = con.execute(
+    rows = wh.fetchall(
         "select run_id, change_id, object_id, property, old_value, new_value, finding_ids, "
-        "status, error, attempts from recon_audit.sync_changes "
-        "where list_contains(?::varchar[], status) order by run_id, change_id",
+        f"status, error, attempts from recon_audit.sync_changes where {wh.any_of('status')} "
+        "order by run_id, change_id",
         [list(UNRESOLVED)],
-    ).fetchall()
+    )
     out = []
     for run_id, change_id, oid, prop, old, new, fids, status, error, attempts in rows:
         try:
@@ -356,25 +361,26 @@ def leftovers(con: duckdb.DuckDBPyConnection) -> list[Change]:
     return out
 
 
-def abandon_runs(warehouse: Path, run_ids: Sequence[str], note: str) -> None:
+def abandon_runs(warehouse: Where, run_ids: Sequence[str], note: str) -> None:
     """Mark dead runs (still ``running``) as ``abandoned``."""
     if not run_ids:
         return
-    with connect(warehouse) as con:
+    with open_warehouse(warehouse) as con:
         con.execute(
             "update recon_audit.sync_runs set status = 'abandoned', finished_at = ?, "
-            "error = coalesce(error || '; ', '') || ? "
-            "where list_contains(?::varchar[], run_id) and status = 'running'",
+            "error = coalesce(error || '; ', '') || cast(? as varchar) "
+            f"where {con.any_of('run_id')} and status = 'running'",
             [utcnow(), note, list(run_ids)],
         )
 
 
-def dead_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if not table_exists(con, "recon_audit", "sync_runs"):
+def dead_runs(con: Conn) -> list[str]:
+    wh = as_warehouse(con)
+    if not wh.table_exists("recon_audit", "sync_runs"):
         return []
     return [
         str(r[0])
-        for r in con.execute(
+        for r in wh.fetchall(
             "select run_id from recon_audit.sync_runs where status = 'running' order by started_at"
-        ).fetchall()
+        )
     ]

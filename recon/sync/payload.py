@@ -11,11 +11,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import duckdb
-
 from recon.config import ConfigError
 from recon.sync.values import SYNC_PROPERTIES, wire_value
-from recon.sync.warehouse import columns, relation
+from recon.sync.warehouse import Conn, as_warehouse
 
 SYNC_MODEL = "sync_hubspot__companies"
 
@@ -47,17 +45,18 @@ def parse_finding_ids(value: object) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def read_sync_rows(con: duckdb.DuckDBPyConnection) -> list[SyncRow]:
+def read_sync_rows(con: Conn) -> list[SyncRow]:
     """Every row of the sync model, values formatted as they would be sent."""
-    rel = relation(con, SYNC_MODEL)
-    present = set(columns(con, rel))
+    wh = as_warehouse(con)
+    rel = wh.relation(SYNC_MODEL)
+    present = set(wh.columns(rel))
     missing = [
         c for c in ("hubspot_company_id", *SYNC_PROPERTIES, "finding_ids") if c not in present
     ]
     if missing:
         raise ConfigError(f"{SYNC_MODEL} lacks the columns {', '.join(missing)}")
     cols = ", ".join(["hubspot_company_id", *SYNC_PROPERTIES, "finding_ids"])
-    rows = con.execute(f"select {cols} from {rel}").fetchall()
+    rows = wh.fetchall(f"select {cols} from {rel}")
     out: list[SyncRow] = []
     for row in rows:
         company = None if row[0] is None else str(row[0])

@@ -3,6 +3,8 @@
 ``run_sync`` is the importable API behind ``recon sync`` (and the last stage of
 ``recon run``).  It never writes to HubSpot unless ``apply`` is set, the gate's latest run on
 this warehouse passed, and the sync rows still have the fingerprint that run validated.
+``target`` is the warehouse's engine: ``duckdb`` (``settings.warehouse``) or ``postgres``
+(``RECON_POSTGRES_DSN``); the plan, the journal and the lock live in that warehouse.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from recon.sync.audit import (
     SyncJournal,
 )
 from recon.sync.hubspot_client import HubSpotClient, Pacing, RetryPolicy
-from recon.sync.lock import sync_lock
+from recon.sync.lock import warehouse_lock
 from recon.sync.payload import SyncRow, fingerprint, read_sync_rows
 from recon.sync.plan import Plan, build_plan, default_change_limit
 from recon.sync.properties import preflight
 from recon.sync.provenance import git_commit, recon_version
 from recon.sync.values import SYNC_PROPERTIES
-from recon.sync.warehouse import connect, relation, table_exists
+from recon.sync.warehouse import WarehouseTarget, warehouse_target
 from recon.sync.writer import Writer, read_back
 
 OBJECT_TYPE = "companies"
@@ -100,28 +102,28 @@ class _WarehouseView:
     dead_runs: list[str]
 
 
-def _read_warehouse(settings: Settings) -> _WarehouseView:
+def _read_warehouse(target: WarehouseTarget) -> _WarehouseView:
     from recon.validate import latest_gate
 
-    with connect(settings.warehouse) as con:
+    with target.connect() as con:
         audit.ensure_tables(con)
         rows = read_sync_rows(con)
         gate = latest_gate(con)
         live = 0
-        if table_exists(con, "raw_hubspot", "companies"):
-            got = con.execute(
+        if con.table_exists("raw_hubspot", "companies"):
+            got = con.fetchone(
                 "select count(*) from raw_hubspot.companies where not coalesce(archived, false)"
-            ).fetchone()
+            )
             live = int(got[0]) if got else 0
         ids = sorted({f for r in rows for f in r.finding_ids})
         props: dict[str, str | None] = {}
         if ids:
-            rel = relation(con, "rec_findings")
-            for fid, prop in con.execute(
+            rel = con.relation("rec_findings")
+            for fid, prop in con.fetchall(
                 f"select cast(finding_id as varchar), property from {rel} "
-                "where list_contains(?::varchar[], cast(finding_id as varchar))",
+                f"where {con.any_of('cast(finding_id as varchar)')}",
                 [ids],
-            ).fetchall():
+            ):
                 props[str(fid)] = None if prop is None else str(prop)
         leftovers = audit.leftovers(con)
         dead = audit.dead_runs(con)
@@ -159,7 +161,10 @@ def _gate_refusal(view: _WarehouseView) -> str | None:
 
 
 def resolve_leftovers(
-    client: HubSpotClient, settings: Settings, view: _WarehouseView, prop_types: dict[str, str]
+    client: HubSpotClient,
+    target: WarehouseTarget,
+    view: _WarehouseView,
+    prop_types: dict[str, str],
 ) -> int:
     """Settle what dead runs left: read HubSpot, then mark each change for what happened.
 
@@ -175,10 +180,8 @@ def resolve_leftovers(
     for c in never_sent:
         c.status = FAILED
         c.error = "not sent: the run died before sending it"
-    audit.record_verdicts(settings.warehouse, [*verdicts, *((c, None) for c in never_sent)])
-    audit.abandon_runs(
-        settings.warehouse, view.dead_runs, "the process died; resolved by a later run"
-    )
+    audit.record_verdicts(target, [*verdicts, *((c, None) for c in never_sent)])
+    audit.abandon_runs(target, view.dead_runs, "the process died; resolved by a later run")
     return len(changes)
 
 
@@ -188,21 +191,24 @@ def run_sync(
     *,
     client: HubSpotClient | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    target: str = "duckdb",
 ) -> SyncReport:
     """Plan (and with ``options.apply``, write and prove) the HubSpot corrections.
 
     Raises :class:`SyncRefused` (exit 1) when it will not write: the gate did not pass on
     these rows, or the plan exceeds the blast-radius limit; ``SyncLocked`` (exit 1) when
-    another sync holds the warehouse; ``ConfigError`` (exit 2) for a missing warehouse,
-    token or HubSpot property.  A run that wrote returns its report: ``report.ok`` is False
+    another sync holds the warehouse (a file lock on DuckDB, an advisory lock on
+    PostgreSQL); ``ConfigError`` (exit 2) for a missing warehouse, connection, token or
+    HubSpot property.  A run that wrote returns its report: ``report.ok`` is False
     when any change failed or did not verify (the CLI exits 1 then).
     """
     opts = options or SyncOptions()
     settings.require_hubspot()
-    if not settings.warehouse.exists():
-        raise ConfigError(f"no warehouse at {settings.warehouse}: run `recon build` first")
-    with sync_lock(settings.warehouse):
-        view = _read_warehouse(settings)
+    where = warehouse_target(settings, target)
+    if not where.exists():
+        raise ConfigError(f"no warehouse at {where.describe()}: run `recon build` first")
+    with warehouse_lock(where):
+        view = _read_warehouse(where)
         run = RunRecord(
             run_id=f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}",
             apply=opts.apply,
@@ -217,7 +223,7 @@ def run_sync(
                 else default_change_limit(view.live_companies)
             ),
         )
-        journal = SyncJournal(settings.warehouse, run, OBJECT_TYPE)
+        journal = SyncJournal(where, run, OBJECT_TYPE)
         refusal = _gate_refusal(view)
         if opts.apply and refusal:
             journal.start(status="refused", error=refusal)
@@ -231,14 +237,14 @@ def run_sync(
             retry=opts.retry,
         )
         try:
-            return _run(settings, opts, hubspot, view, run, journal, refusal, on_batch)
+            return _run(where, opts, hubspot, view, run, journal, refusal, on_batch)
         finally:
             if own_client:
                 hubspot.close()
 
 
 def _run(
-    settings: Settings,
+    target: WarehouseTarget,
     opts: SyncOptions,
     client: HubSpotClient,
     view: _WarehouseView,
@@ -251,7 +257,7 @@ def _run(
     types = checked.types()
     counts = RunCounts()
     if opts.apply:
-        counts.leftovers_resolved = resolve_leftovers(client, settings, view, types)
+        counts.leftovers_resolved = resolve_leftovers(client, target, view, types)
     ids = [r.hubspot_company_id for r in view.rows if r.hubspot_company_id and r.changes()]
     live = client.batch_read(OBJECT_TYPE, ids, list(SYNC_PROPERTIES)) if ids else None
     plan = build_plan(
@@ -307,7 +313,7 @@ def _run(
             if outcome.unavailable:
                 report.problems.append(f"HubSpot became unavailable: {outcome.unavailable}")
             verdicts = read_back(client, plan.changes, types, OBJECT_TYPE)
-            audit.record_verdicts(settings.warehouse, verdicts)
+            audit.record_verdicts(target, verdicts)
     except BaseException as exc:
         # the journal already says what may have been sent; the next run resolves it
         journal.finish("failed", _count(plan.changes, counts), f"{type(exc).__name__}: {exc}")

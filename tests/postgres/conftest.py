@@ -17,12 +17,17 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pg_server import PostgresServer
+
+# the gate's and the sync's scratch-warehouse helpers (tests/gate, tests/sync), reused here
+for _helpers in ("gate", "sync"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / _helpers))
 
 PG_BIN = Path(os.environ.get("RECON_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -1,5 +1,5 @@
-"""``--target postgres`` on ``recon ingest`` and ``recon run``: the connection is checked
-before anything runs, and ``recon run`` refuses PostgreSQL until the gate and sync run there."""
+"""``--target postgres`` on the commands: the connection is checked before anything runs
+(exit 2, one line, no password), and ``recon report`` says it reads DuckDB only."""
 
 from __future__ import annotations
 
@@ -23,18 +23,52 @@ def test_check_postgres_target() -> None:
         check_postgres_target("oracle", {})
 
 
-def test_ingest_and_run_refuse_without_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+COMMANDS = (["ingest"], ["run"], ["validate"], ["sync"])
+
+
+def test_commands_refuse_without_a_connection(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("RECON_POSTGRES_DSN", raising=False)
     monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS", raising=False)
-    assert main(["ingest", "--target", "postgres"]) == 2
-    assert main(["run", "--target", "postgres"]) == 2
+    for command in COMMANDS:
+        assert main([*command, "--target", "postgres"]) == 2, command
+        assert "RECON_POSTGRES_DSN" in capsys.readouterr().err, command
 
 
-def test_run_refuses_postgres_until_the_gate_runs_there(
+def test_a_server_that_is_not_there_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    monkeypatch.setenv("RECON_POSTGRES_DSN", "postgresql://u:secret-pw@127.0.0.1:1/d")
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-test")
+    for command in (["run"], ["validate", "--docs-dir", str(tmp_path)], ["sync"]):
+        assert main([*command, "--target", "postgres"]) == 2, command
+        out = capsys.readouterr()
+        assert "cannot connect to the warehouse postgresql://u@127.0.0.1:1/d" in out.err, command
+        assert "secret-pw" not in out.err + out.out, command
+        assert "Traceback" not in out.err, command
+    # a malformed DSN is not echoed either
+    monkeypatch.setenv("RECON_POSTGRES_DSN", "postgresql//u:secret-pw@nowhere")
+    assert main(["validate", "--target", "postgres"]) == 2
+    out = capsys.readouterr()
+    assert "must look like" in out.err and "secret-pw" not in out.err + out.out
+
+
+def test_report_says_it_reads_duckdb_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--target", "postgres"]) == 2
+    assert "reads the DuckDB warehouse only" in capsys.readouterr().err
+
+
+def test_run_refuses_when_dlt_would_ingest_into_another_database(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RECON_POSTGRES_DSN", "postgresql://u:secret-pw@127.0.0.1:1/d")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "postgresql://u:other-pw@h:1/other")
     assert main(["run", "--target", "postgres"]) == 2
     out = capsys.readouterr()
-    assert "gate" in out.err + out.out
-    assert "secret-pw" not in out.err + out.out
+    assert "names another database than RECON_POSTGRES_DSN" in out.err
+    assert "secret-pw" not in out.err + out.out and "other-pw" not in out.err + out.out
+    # the same database (another spelling) is fine: the run goes on to connect
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "postgres://u:secret-pw@127.0.0.1:1/d")
+    assert main(["run", "--target", "postgres"]) == 2
+    assert "cannot connect to the warehouse" in capsys.readouterr().err
