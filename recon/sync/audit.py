@@ -19,12 +19,19 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recon.sync.warehouse import Conn, WarehouseTarget, as_warehouse, open_warehouse
+from recon.sync.warehouse import (
+    Conn,
+    Warehouse,
+    WarehouseTarget,
+    as_warehouse,
+    open_warehouse,
+)
 
 #: A DuckDB file or any warehouse target.
 Where = Path | WarehouseTarget
@@ -144,6 +151,25 @@ class SyncJournal:
         self.warehouse = warehouse
         self.run = run
         self.object_type = object_type
+        self._held: Warehouse | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[SyncJournal]:
+        """Keep one connection for the batch journal while the batches go out.
+
+        Opening the DuckDB file costs more than the update it serves (two per batch, on the
+        thread that hands batches to the senders); each statement still commits on its own,
+        so a crash loses nothing journalled.  Other processes wait for the file meanwhile.
+        """
+        if self._held is not None:
+            yield self
+            return
+        with open_warehouse(self.warehouse) as con:
+            self._held = con
+            try:
+                yield self
+            finally:
+                self._held = None
 
     # ---------------------------------------------------------------- runs
 
@@ -230,7 +256,9 @@ class SyncJournal:
         for c in changes:
             c.status = SENT
             c.attempts += 1
-        _update_status(self.warehouse, changes, SENT, now, "sent_at", bump_attempts=True)
+        _update_status(
+            self.warehouse, changes, SENT, now, "sent_at", bump_attempts=True, con=self._held
+        )
 
     def record_outcomes(self, changes: Iterable[Change]) -> None:
         """The batch's answer: each change ``succeeded`` or ``failed`` (with its error)."""
@@ -238,14 +266,14 @@ class SyncJournal:
         if not todo:
             return
         now = utcnow()
-        _bulk_update(self.warehouse, todo, {"acked_at": now, "updated_at": now})
+        _bulk_update(self.warehouse, todo, {"acked_at": now, "updated_at": now}, con=self._held)
 
     def record_errors(self, changes: Iterable[Change]) -> None:
         """A note on changes whose status stays as it is (a batch that never got an answer)."""
         todo = list(changes)
         if not todo:
             return
-        _bulk_update(self.warehouse, todo, {"updated_at": utcnow()})
+        _bulk_update(self.warehouse, todo, {"updated_at": utcnow()}, con=self._held)
 
 
 def record_verdicts(warehouse: Where, verdicts: Sequence[tuple[Change, str | None]]) -> None:
@@ -267,6 +295,7 @@ def _bulk_update(
     stamps: dict[str, datetime],
     *,
     verified_values: Sequence[str | None] | None = None,
+    con: Warehouse | None = None,
 ) -> None:
     """One UPDATE for many changes: status, error and attempts from each, plus timestamps.
 
@@ -294,8 +323,8 @@ def _bulk_update(
         sets.append("verified_value = v.verified_value")
         select += ", unnest(?::varchar[]) as verified_value"
         values.append(list(verified_values))
-    with open_warehouse(warehouse) as con:
-        con.execute(
+    with _connection(warehouse, con) as wh:
+        wh.execute(
             f"update recon_audit.sync_changes as t set {', '.join(sets)} from ({select}) as v "
             "where t.run_id = v.run_id and t.change_id = v.change_id",
             [*params, *values],
@@ -310,18 +339,29 @@ def _update_status(
     stamp_column: str,
     *,
     bump_attempts: bool = False,
+    con: Warehouse | None = None,
 ) -> None:
     by_run: dict[str, list[int]] = {}
     for c in changes:
         by_run.setdefault(c.run_id, []).append(c.change_id)
     bump = ", attempts = attempts + 1" if bump_attempts else ""
-    with open_warehouse(warehouse) as con:
+    with _connection(warehouse, con) as wh:
         for run_id, ids in by_run.items():
-            con.execute(
+            wh.execute(
                 f"update recon_audit.sync_changes set status = ?, {stamp_column} = ?, "
-                f"updated_at = ?{bump} where run_id = ? and {con.any_of('change_id', 'integer')}",
+                f"updated_at = ?{bump} where run_id = ? and {wh.any_of('change_id', 'integer')}",
                 [status, now, now, run_id, ids],
             )
+
+
+@contextmanager
+def _connection(warehouse: Where, con: Warehouse | None) -> Iterator[Warehouse]:
+    """``con`` when the journal holds one, else a short-lived connection."""
+    if con is not None:
+        yield con
+        return
+    with open_warehouse(warehouse) as wh:
+        yield wh
 
 
 def leftovers(con: Conn) -> list[Change]:

@@ -19,6 +19,8 @@ run, finds out whether it landed.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -38,6 +40,14 @@ log = logging.getLogger(__name__)
 UNACKED_ATTEMPTS = 3
 #: batches in flight at once: enough to fill HubSpot's window at a few hundred ms a request
 DEFAULT_CONCURRENCY = 4
+
+
+def _test_kill_point(point: str) -> None:
+    """Crash tests: ``RECON_SYNC_KILL_AT=sent`` SIGKILLs this process once the first batch is
+    journalled ``sent``, before its request leaves (the journal is held open while batches
+    go out, so another process cannot watch for that moment)."""
+    if os.environ.get("RECON_SYNC_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -111,7 +121,7 @@ class Writer:
         in_flight: dict[Future[None], list[Change]] = {}
         unavailable: HubSpotUnavailable | None = None
         done = 0
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+        with self.journal.held(), ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
 
             def submit() -> bool:
                 batch = next(pending, None)
@@ -119,6 +129,7 @@ class Writer:
                     return False
                 batch_changes = [c for inp in batch for c in inp.changes]
                 self.journal.mark_sent(batch_changes)
+                _test_kill_point("sent")
                 in_flight[pool.submit(self._send_batch, batch)] = batch_changes
                 return True
 

@@ -20,12 +20,17 @@ from sync_fixtures import TOKEN, make_scratch, validate, writes
 from recon.sandbox.process import running_sandbox
 from recon.sync import SyncOptions, run_sync
 
-COMPANIES = 250  # three batches
+COMPANIES = 1000  # ten batches, four in flight at a time
 
 
-def start_sync(warehouse: Path, base_url: str) -> subprocess.Popen[bytes]:
+def start_sync(
+    warehouse: Path, base_url: str, kill_at: str | None = None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, HUBSPOT_ACCESS_TOKEN=TOKEN)
     env.pop("RECON_WAREHOUSE", None)
+    env.pop("RECON_SYNC_KILL_AT", None)
+    if kill_at:
+        env["RECON_SYNC_KILL_AT"] = kill_at
     return subprocess.Popen(
         [
             sys.executable,
@@ -34,7 +39,7 @@ def start_sync(warehouse: Path, base_url: str) -> subprocess.Popen[bytes]:
             "sync",
             "--apply",
             "--max-changes",
-            "1000",
+            "5000",
             "--warehouse",
             str(warehouse),
             "--hubspot-api-base",
@@ -98,12 +103,19 @@ def test_a_sync_killed_mid_run_and_rerun_applies_each_change_once(
     validate(scratch)
     expected = scratch.expected()
     with running_sandbox(scratch.world, latency_ms=150) as sb:
-        proc = start_sync(scratch.warehouse, sb.base_url)
+        proc = start_sync(
+            scratch.warehouse,
+            sb.base_url,
+            kill_at="sent" if kill_point.startswith("first") else None,
+        )
         try:
             if kill_point == "first batch in flight":
                 # the journal says the first batch is sent; HubSpot has not applied it yet
-                wait_until(lambda: sent_changes(scratch.warehouse) > 0, proc)
+                # (the sync kills itself there: RECON_SYNC_KILL_AT=sent, see start_sync)
+                proc.wait(timeout=120)
+                assert proc.returncode == -signal.SIGKILL
                 assert writes(scratch.world) == []
+                assert sent_changes(scratch.warehouse) > 0
             else:
                 landed = 100 if kill_point == "after the first batch landed" else 200
                 wait_until(lambda: len(writes(scratch.world)) >= landed, proc)
@@ -113,9 +125,9 @@ def test_a_sync_killed_mid_run_and_rerun_applies_each_change_once(
         before = len(writes(scratch.world))
         assert before < COMPANIES, "the sync finished before it was killed"
 
-        report = run_sync(scratch.settings(sb.base_url), SyncOptions(apply=True, max_changes=1000))
+        report = run_sync(scratch.settings(sb.base_url), SyncOptions(apply=True, max_changes=5000))
         assert report.status == "succeeded", report.problems
-        again = run_sync(scratch.settings(sb.base_url), SyncOptions(apply=True, max_changes=1000))
+        again = run_sync(scratch.settings(sb.base_url), SyncOptions(apply=True, max_changes=5000))
         assert again.planned == 0
 
     # the journal: every expected value landed exactly once, nothing else was written
