@@ -83,7 +83,7 @@
     punycode step: trimmed of white space (tabs too), lower-cased, without scheme, path, query,
     port, leading `www.` or trailing dots, with IDNA 2003's mapping of ß to ss, in Unicode NFC. -#}
 {% macro domain_before_idna(expr) -%}
-    {%- set lowered = 'lower(' ~ recon.trim_space(expr) ~ ')' -%}
+    {%- set lowered = recon.lower_text(recon.trim_space(expr)) -%}
     {%- set no_scheme = 'case when strpos(' ~ lowered ~ ", '://') > 0 then substring(" ~ lowered
         ~ ' from strpos(' ~ lowered ~ ", '://') + 3) else " ~ lowered ~ ' end' -%}
     {%- set host = "split_part(split_part(split_part(" ~ no_scheme ~ ", '/', 1), '?', 1), ':', 1)" -%}

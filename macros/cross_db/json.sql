@@ -1,6 +1,11 @@
 {#- JSON access over payload text. Every model reads JSON only through these macros, so the
     same SQL runs on DuckDB (json extension) and PostgreSQL (jsonb). Paths are dotted key
-    paths ('source.coupon'); an empty path means the document itself. -#}
+    paths ('source.coupon'); an empty path means the document itself.
+    The macros that hand JSON back as text (json_get, json_array_rows, json_object_rows) read
+    it on PostgreSQL as `json`, which keeps the source's text, not as `jsonb`, which writes its
+    own (keys reordered, a space after ':' and ','): DuckDB writes a value back compactly in
+    its source's key order, so for the compact payloads the ingest lands (orjson) both
+    engines give the same text. -#}
 
 {% macro _json_path_duckdb(path) -%}
     {%- if path -%}'$.{{ path }}'{%- else -%}'$'{%- endif -%}
@@ -51,7 +56,7 @@
 {%- endmacro %}
 
 {% macro postgres__json_get(expr, path='') -%}
-    nullif(cast(cast({{ expr }} as jsonb) #> {{ recon._json_path_postgres(path) }} as text), 'null')
+    nullif(cast(cast({{ expr }} as json) #> {{ recon._json_path_postgres(path) }} as text), 'null')
 {%- endmacro %}
 
 
@@ -115,11 +120,11 @@
         select
             cast(je.ord - 1 as integer) as idx,
             cast(je.value as text) as value_json
-        from jsonb_array_elements(
+        from json_array_elements(
             case
-                when jsonb_typeof(cast({{ expr }} as jsonb)) = 'array'
-                    then cast({{ expr }} as jsonb)
-                else cast('[]' as jsonb)
+                when json_typeof(cast({{ expr }} as json)) = 'array'
+                    then cast({{ expr }} as json)
+                else cast('[]' as json)
             end
         ) with ordinality as je (value, ord)
     ) as {{ alias }} on true
@@ -148,11 +153,11 @@
         select
             cast(je.key as text) as key,
             cast(je.value as text) as value_json
-        from jsonb_each(
+        from json_each(
             case
-                when jsonb_typeof(cast({{ expr }} as jsonb)) = 'object'
-                    then cast({{ expr }} as jsonb)
-                else cast('{}' as jsonb)
+                when json_typeof(cast({{ expr }} as json)) = 'object'
+                    then cast({{ expr }} as json)
+                else cast('{}' as json)
             end
         ) as je
     ) as {{ alias }} on true

@@ -18,6 +18,53 @@
 {%- endmacro %}
 
 
+{#- lower_text(expr): lower case by Unicode's simple case mapping, whatever the database's
+    locale. PostgreSQL's lower() follows the collation's character type: under the C locale
+    (a common initdb default) it lowers ASCII only, so 'ÄÖÜ' stayed 'ÄÖÜ' and IDN domains
+    got other punycode than on DuckDB. There it uses the libc collation C.utf8, which maps
+    every code point up to U+2FFFF exactly as DuckDB's lower() does, else ICU's root
+    collation (which differs only in mapping 'İ' to 'i' + U+0307, as Python's idna does). -#}
+{% macro lower_text(expr) -%}
+    {{ return(adapter.dispatch('lower_text', 'recon')(expr)) }}
+{%- endmacro %}
+
+{% macro default__lower_text(expr) -%}
+    lower({{ expr }})
+{%- endmacro %}
+
+{% macro postgres__lower_text(expr) -%}
+    {%- set collation = recon._postgres_unicode_collation() -%}
+    {%- if collation -%}
+        {#- back to the database's collation, so that tables built from it keep theirs -#}
+        (lower({{ expr }} collate {{ adapter.quote(collation) }}) collate "default")
+    {%- else -%}
+        lower({{ expr }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- _postgres_unicode_collation(): the name of a collation whose lower() knows Unicode
+    (C.utf8 from libc, else ICU's und-x-icu), or none (the database's own then; a warning). -#}
+{% macro _postgres_unicode_collation() -%}
+    {%- if not execute -%}
+        {{ return('C.utf8') }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select collname from pg_collation"
+        ~ " where collencoding in (-1, pg_char_to_encoding('UTF8'))"
+        ~ " and ((collprovider = 'c' and lower(replace(collname, '-', '')) = 'c.utf8')"
+        ~ " or (collprovider = 'i' and collname = 'und-x-icu'))"
+        ~ " order by collprovider = 'c' desc, collname limit 1"
+    ) -%}
+    {%- if found.rows | length == 0 -%}
+        {{ log("recon: PostgreSQL has neither the C.utf8 nor the und-x-icu collation; "
+            ~ "lower() follows the database's locale (non-ASCII letters may stay upper case)",
+            info=true) }}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(found.rows[0][0]) }}
+{%- endmacro %}
+
+
 {#- code_point(expr): the Unicode code point of the first character. -#}
 {% macro code_point(expr) -%}
     {{ return(adapter.dispatch('code_point', 'recon')(expr)) }}
@@ -85,17 +132,22 @@
 {%- endmacro %}
 
 {% macro default__number_or_null(expr, type='decimal(38, 9)') -%}
-    case
-        when regexp_full_match(trim({{ expr }}), '-?[0-9]+([.][0-9]*)?|-?[.][0-9]+')
-            then cast(trim({{ expr }}) as {{ type }})
-    end
+    cast(
+        case
+            when regexp_full_match(trim({{ expr }}), '-?[0-9]+([.][0-9]*)?|-?[.][0-9]+')
+                then trim({{ expr }})
+        end as {{ type }}
+    )
 {%- endmacro %}
 
 {% macro postgres__number_or_null(expr, type='decimal(38, 9)') -%}
-    case
-        when trim({{ expr }}) ~ '^(-?[0-9]+([.][0-9]*)?|-?[.][0-9]+)$'
-            then cast(trim({{ expr }}) as {{ type }})
-    end
+    {#- the cast outside the case: a case with no else loses numeric's precision and scale -#}
+    cast(
+        case
+            when trim({{ expr }}) ~ '^(-?[0-9]+([.][0-9]*)?|-?[.][0-9]+)$'
+                then trim({{ expr }})
+        end as {{ type }}
+    )
 {%- endmacro %}
 
 

@@ -90,7 +90,7 @@ open_deals as (
         associations.to_id as company_id,
         deals.deal_id,
         deals.hubspot_owner_id,
-        coalesce(deals.amount, 0) as amount
+        {{ recon.to_money("coalesce(deals.amount, 0)") }} as amount
     from deals
     inner join associations
         on

@@ -63,7 +63,7 @@ by_metadata as (
 
 primary_contact_companies as (
     select distinct
-        lower({{ recon.trim_space('contacts.email') }}) as email,
+        {{ recon.lower_text(recon.trim_space('contacts.email')) }} as email,
         associations.to_id as company_id
     from contacts
     inner join associations
@@ -85,7 +85,7 @@ by_contact_email as (
         'contact_email' as match_method
     from customers
     inner join primary_contact_companies
-        on lower({{ recon.trim_space('customers.email') }}) = primary_contact_companies.email
+        on {{ recon.lower_text(recon.trim_space('customers.email')) }} = primary_contact_companies.email
     inner join companies
         on primary_contact_companies.company_id = companies.company_id
 ),

@@ -70,7 +70,7 @@ per_customer as (
         customer_id,
         min(status_rank) as status_rank,
         count(*) as n_subscriptions,
-        sum(case when status_rank < 7 then 1 else 0 end) as n_live_subscriptions,
+        cast(sum(case when status_rank < 7 then 1 else 0 end) as bigint) as n_live_subscriptions,
         sum(mrr_reporting) as mrr_reporting,
         count(distinct case when mrr > 0 then currency end) as n_billing_currencies,
         min(case when mrr > 0 then currency end) as billing_currency,
@@ -104,10 +104,12 @@ select
         when coalesce(per_customer.n_billing_currencies, 0) = 0
             then coalesce(customers.currency, per_customer.any_subscription_currency)
     end as currency,
-    case
-        when per_customer.n_billing_currencies = 1 then {{ recon.to_money('per_customer.mrr_billing') }}
-        when coalesce(per_customer.n_billing_currencies, 0) = 0 then {{ recon.to_money(0) }}
-    end as mrr,
+    cast(
+        case
+            when per_customer.n_billing_currencies = 1 then per_customer.mrr_billing
+            when coalesce(per_customer.n_billing_currencies, 0) = 0 then 0
+        end as {{ recon.money_type() }}
+    ) as mrr,
     per_customer.paying_subscription_ids
 from customer_ids
 left join customers

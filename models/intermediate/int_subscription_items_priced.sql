@@ -220,10 +220,12 @@ amounts as (
     select
         items_with_quantity.*,
         tiered_amounts.n_tiers,
-        case
-            when items_with_quantity.billing_scheme = 'tiered' then tiered_amounts.amount_minor
-            else items_with_quantity.unit_amount_minor * items_with_quantity.billed_quantity
-        end as amount_minor,
+        cast(
+            case
+                when items_with_quantity.billing_scheme = 'tiered' then tiered_amounts.amount_minor
+                else items_with_quantity.unit_amount_minor * items_with_quantity.billed_quantity
+            end as decimal(38, 12)
+        ) as amount_minor,
         coalesce(currency_exponents.exponent, 2) as currency_exponent,
         case items_with_quantity.recurring_interval
             when 'month' then 1
@@ -268,17 +270,19 @@ select
     currency_exponent,
     amount_minor,
     usage_type = 'licensed' and recurring_interval is not null and coalesce(amount_minor, 0) >= 0 as is_counted,
-    case
-        when usage_type = 'licensed' and recurring_interval is not null and coalesce(amount_minor, 0) >= 0
-            then coalesce(
-                {{ recon.money_div(
-                    'amount_minor * months_numerator',
-                    'months_denominator * power(10, currency_exponent)'
-                ) }},
-                    0
-                )
-        else {{ recon.to_money(0) }}
-    end as monthly_amount,
+    cast(
+        case
+            when usage_type = 'licensed' and recurring_interval is not null and coalesce(amount_minor, 0) >= 0
+                then coalesce(
+                    {{ recon.money_div(
+                        'amount_minor * months_numerator',
+                        'months_denominator * power(10, currency_exponent)'
+                    ) }},
+                        0
+                    )
+            else 0
+        end as {{ recon.money_type() }}
+    ) as monthly_amount,
     billing_scheme = 'tiered' and n_tiers is null as is_missing_tiers,
     amount_currency <> subscription_currency as is_currency_mismatch,
     item_discounts_json,

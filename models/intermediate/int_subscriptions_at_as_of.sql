@@ -44,8 +44,8 @@ select
     version_counts.first_valid_from_unix,
     version_counts.has_tied_events,
     coalesce(subscription_mrr.is_counted, false) as is_counted,
-    coalesce(subscription_mrr.gross_mrr, 0) as gross_mrr,
-    coalesce(subscription_mrr.mrr, 0) as mrr,
+    {{ recon.to_money('coalesce(subscription_mrr.gross_mrr, 0)') }} as gross_mrr,
+    {{ recon.to_money('coalesce(subscription_mrr.mrr, 0)') }} as mrr,
     coalesce(subscription_mrr.n_discounts_applied, 0) as n_discounts_applied,
     subscription_mrr.ignored_discount_ids,
     as_of.as_of_unix

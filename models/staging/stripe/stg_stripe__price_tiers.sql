@@ -32,15 +32,19 @@ tiers as (
         tier_lists.currency,
         tier.idx + 1 as tier_number,
         cast({{ recon.json_str('tier.value_json', 'up_to') }} as bigint) as up_to,
-        coalesce(
-            cast({{ recon.json_str('tier.value_json', 'unit_amount_decimal') }} as decimal(38, 12)),
-            cast({{ recon.json_str('tier.value_json', 'unit_amount') }} as decimal(38, 12)),
-            0
+        cast(
+            coalesce(
+                cast({{ recon.json_str('tier.value_json', 'unit_amount_decimal') }} as decimal(38, 12)),
+                cast({{ recon.json_str('tier.value_json', 'unit_amount') }} as decimal(38, 12)),
+                0
+            ) as decimal(38, 12)
         ) as unit_amount_decimal,
-        coalesce(
-            cast({{ recon.json_str('tier.value_json', 'flat_amount_decimal') }} as decimal(38, 12)),
-            cast({{ recon.json_str('tier.value_json', 'flat_amount') }} as decimal(38, 12)),
-            0
+        cast(
+            coalesce(
+                cast({{ recon.json_str('tier.value_json', 'flat_amount_decimal') }} as decimal(38, 12)),
+                cast({{ recon.json_str('tier.value_json', 'flat_amount') }} as decimal(38, 12)),
+                0
+            ) as decimal(38, 12)
         ) as flat_amount_decimal
     from tier_lists
     {{ recon.json_array_rows('tier_lists.tiers_json', 'tier') }}
