@@ -357,7 +357,7 @@ class HubSpotClient:
         ids: Sequence[str],
         properties: Sequence[str],
         *,
-        concurrency: int = 4,
+        concurrency: int = 8,
     ) -> BatchReadResult:
         """Current values of ``properties`` for ``ids`` (in batches of 100, ``concurrency``
         of them in flight; the shared window keeps them under the rate limit).

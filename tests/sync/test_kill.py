@@ -20,7 +20,7 @@ from sync_fixtures import TOKEN, make_scratch, validate, writes
 from recon.sandbox.process import running_sandbox
 from recon.sync import SyncOptions, run_sync
 
-COMPANIES = 1000  # ten batches, four in flight at a time
+COMPANIES = 2000  # twenty batches, eight in flight at a time
 
 
 def start_sync(
