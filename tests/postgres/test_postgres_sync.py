@@ -214,7 +214,7 @@ def test_a_sync_started_while_one_is_writing_gets_sync_locked(pg_scratch: Scratc
 def test_a_sync_killed_mid_run_on_postgres_is_resolved_by_the_next(
     tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    companies = 250  # three batches
+    companies = 2000  # twenty batches, eight in flight at a time
     corrections = [
         sw.Correction(
             str(1000 + i),
@@ -241,7 +241,7 @@ def test_a_sync_killed_mid_run_on_postgres_is_resolved_by_the_next(
                 "--target",
                 "postgres",
                 "--max-changes",
-                "1000",
+                "5000",
                 "--hubspot-api-base",
                 sb.base_url,
             ],
@@ -264,10 +264,10 @@ def test_a_sync_killed_mid_run_on_postgres_is_resolved_by_the_next(
 
         # the killed sync's advisory lock went with its session: the next one runs at once
         settings = scratch.settings(sb.base_url)
-        report = run_sync(settings, SyncOptions(apply=True, max_changes=1000), target="postgres")
+        report = run_sync(settings, SyncOptions(apply=True, max_changes=5000), target="postgres")
         assert report.status == "succeeded", report.problems
         assert report.counts.leftovers_resolved > 0
-        again = run_sync(settings, SyncOptions(apply=True, max_changes=1000), target="postgres")
+        again = run_sync(settings, SyncOptions(apply=True, max_changes=5000), target="postgres")
         assert again.planned == 0
 
     written = applied(scratch.world)

@@ -411,4 +411,4 @@ def test_servers_bind_to_loopback_by_default(server: str, tmp_path: Path) -> Non
         assert _listeners(port) == ["0100007F"]
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)

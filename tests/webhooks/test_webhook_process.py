@@ -71,7 +71,7 @@ def test_an_acknowledged_event_survives_sigkill_right_after_the_answer(spool_dir
         body = stripe_event("evt_kill")
         status, _ = post(url, "/webhooks/stripe", body, {"Stripe-Signature": stripe_header(body)})
         proc.send_signal(signal.SIGKILL)  # no clean shutdown, no close of the spool
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -86,7 +86,7 @@ def test_an_acknowledged_event_survives_sigkill_right_after_the_answer(spool_dir
         assert (status, answer["duplicate"]) == (200, True)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
     assert len(list(Spool(spool_dir).pending_stripe_events())) == 1
 
 
@@ -101,7 +101,7 @@ def test_secrets_never_reach_the_output(spool_dir: Path) -> None:
         post(url, "/webhooks/hubspot", hs + b" ", hubspot_headers(url + "/webhooks/hubspot", hs))
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     for secret in (STRIPE_SECRET, HUBSPOT_SECRET):
         assert secret not in out + err
