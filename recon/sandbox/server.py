@@ -309,6 +309,9 @@ def serve_forever(
     faults: FaultConfig | None = None,
 ) -> None:
     """Load the world, print one ready line (``READY_PREFIX ... URL``), serve until interrupted."""
+    from recon.signals import stop_on_signals
+
+    stop_on_signals()
     server = make_server(world_dir, host=host, port=port, latency_ms=latency_ms, faults=faults)
     bound_host, bound_port = server.server_address[:2]
     host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)

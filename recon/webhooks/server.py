@@ -230,6 +230,9 @@ def make_server(
 
 def serve_forever(server: WebhookHTTPServer) -> None:
     """Print one ready line, serve until interrupted, then close the spool."""
+    from recon.signals import stop_on_signals
+
+    stop_on_signals()
     print(
         f"{READY_PREFIX} on {server.url} ({STRIPE_PATH}, {HUBSPOT_PATH}); "
         f"spool {server.state.spool.directory}",

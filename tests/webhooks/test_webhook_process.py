@@ -124,3 +124,35 @@ def test_a_missing_secret_is_one_error_and_exit_2(
     assert "Traceback" not in captured.err
     assert captured.out == ""
     assert not spool_dir.exists()  # refused before anything was opened
+
+
+def _hostile_parent() -> None:
+    # what a background job of a non-interactive shell, or a careless parent, hands down
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_server_stops_on_signals_it_inherited_ignored_or_blocked(
+    spool_dir: Path, signum: signal.Signals
+) -> None:
+    command = ["webhooks", "serve", "--port", "0", "--spool", str(spool_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recon.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=_hostile_parent,  # the point of the test
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(READY_PREFIX)
+        proc.send_signal(signum)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0  # a clean stop: the spool closed, not a kill
+    assert Spool.exists(spool_dir)
