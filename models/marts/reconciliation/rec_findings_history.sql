@@ -300,62 +300,18 @@ resolved as (
 ),
 
 changed as (
-    select
-        finding_episode_id,
-        finding_id,
-        episode,
-        kind,
-        stripe_customer_id,
-        hubspot_company_id,
-        property,
-        first_seen_at,
-        last_seen_at,
-        resolved_at,
-        resolved_by,
-        resolved_by_sync_run_id,
-        builds_seen,
-        mrr_at_stake,
-        sync_watermark_at,
-        is_open
-    from seen_again
-    union all
-    select
-        finding_episode_id,
-        finding_id,
-        episode,
-        kind,
-        stripe_customer_id,
-        hubspot_company_id,
-        property,
-        first_seen_at,
-        last_seen_at,
-        resolved_at,
-        resolved_by,
-        resolved_by_sync_run_id,
-        builds_seen,
-        mrr_at_stake,
-        sync_watermark_at,
-        is_open
-    from new_episodes
-    union all
-    select
-        finding_episode_id,
-        finding_id,
-        episode,
-        kind,
-        stripe_customer_id,
-        hubspot_company_id,
-        property,
-        first_seen_at,
-        last_seen_at,
-        resolved_at,
-        resolved_by,
-        resolved_by_sync_run_id,
-        builds_seen,
-        mrr_at_stake,
-        sync_watermark_at,
-        is_open
-    from resolved
+    {%- set episode_columns = [
+        'finding_episode_id', 'finding_id', 'episode', 'kind', 'stripe_customer_id',
+        'hubspot_company_id', 'property', 'first_seen_at', 'last_seen_at', 'resolved_at',
+        'resolved_by', 'resolved_by_sync_run_id', 'builds_seen', 'mrr_at_stake',
+        'sync_watermark_at', 'is_open',
+    ] %}
+    {%- for part in ['seen_again', 'new_episodes', 'resolved'] %}
+        select
+            {{ episode_columns | join(',\n            ') }}
+        from {{ part }}
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 )
 
 select
