@@ -231,6 +231,8 @@ def snapshot_project(dest: Path) -> Path:
     from recon.build import project_dir
 
     source = project_dir()
+    # absolute: the runs start in their own directories (a relative --dir broke `make chaos`)
+    dest = dest.resolve()
     dest.mkdir(parents=True)
     for name in PROJECT_FILES:
         shutil.copy2(source / name, dest / name)
@@ -853,7 +855,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> ChaosRep
     out = console or Console(highlight=False)
     report = ChaosReport(options=options)
     t0 = time.monotonic()
-    workdir = options.workdir
+    workdir = options.workdir.resolve()  # the runs start in their own directories
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)

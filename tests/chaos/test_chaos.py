@@ -142,3 +142,16 @@ def test_the_client_timeout_hook_sets_both_http_clients(monkeypatch: pytest.Monk
         monkeypatch.setenv("RECON_HTTP_TIMEOUT_S", bad)
         with pytest.raises(UsageError, match="RECON_HTTP_TIMEOUT_S"):
             IngestRetry()
+
+
+def test_the_project_snapshot_is_absolute_when_given_a_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the runs start in their own directories: `make chaos` passes target/chaos, relative
+    from recon.chaos import snapshot_project
+
+    monkeypatch.chdir(tmp_path)
+    project = snapshot_project(Path("target") / "chaos" / "project")
+    assert project.is_absolute()
+    assert (project / "dbt_project.yml").is_file()
+    assert (project / "models").is_dir()
