@@ -135,51 +135,19 @@ customer_rows as (
 ),
 
 accounts as (
-    select
-        account_type,
-        account_id,
-        hubspot_company_id,
-        company_name,
-        stripe_customer_id,
-        stripe_customer_ids,
-        match_method,
-        match_status,
-        n_matched_customers,
-        stripe_mrr_reporting,
-        hubspot_mrr,
-        stripe_status,
-        hubspot_subscription_status,
-        is_paying,
-        hubspot_lifecyclestage,
-        hubspot_owner_id,
-        is_owner_active,
-        largest_open_deal_owner_id,
-        has_open_deal_of_other_owner,
-        n_findings
-    from company_rows
-    union all
-    select
-        account_type,
-        account_id,
-        hubspot_company_id,
-        company_name,
-        stripe_customer_id,
-        stripe_customer_ids,
-        match_method,
-        match_status,
-        n_matched_customers,
-        stripe_mrr_reporting,
-        hubspot_mrr,
-        stripe_status,
-        hubspot_subscription_status,
-        is_paying,
-        hubspot_lifecyclestage,
-        hubspot_owner_id,
-        is_owner_active,
-        largest_open_deal_owner_id,
-        has_open_deal_of_other_owner,
-        n_findings
-    from customer_rows
+    {%- set account_columns = [
+        'account_type', 'account_id', 'hubspot_company_id', 'company_name', 'stripe_customer_id',
+        'stripe_customer_ids', 'match_method', 'match_status', 'n_matched_customers',
+        'stripe_mrr_reporting', 'hubspot_mrr', 'stripe_status', 'hubspot_subscription_status',
+        'is_paying', 'hubspot_lifecyclestage', 'hubspot_owner_id', 'is_owner_active',
+        'largest_open_deal_owner_id', 'has_open_deal_of_other_owner', 'n_findings',
+    ] %}
+    {%- for part in ['company_rows', 'customer_rows'] %}
+        select
+            {{ account_columns | join(',\n            ') }}
+        from {{ part }}
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 )
 
 select
