@@ -374,14 +374,23 @@ class _Listing:
                     self._stopped = True
                     self._cond.notify_all()
             finally:
-                with self._cond:
-                    self._running -= 1
-                    idle = self._running == 0
-                    self._cond.notify_all()
-                if idle:
-                    self.idle()
+                self.done_with()
 
         threading.Thread(target=run, name=f"recon-hubspot-{self.name}", daemon=True).start()
+
+    def busy_with(self) -> None:
+        """Work for the reader has begun outside a spawned thread (a search page on the
+        client's workers): the reader does not end before :meth:`done_with`."""
+        with self._cond:
+            self._running += 1
+
+    def done_with(self) -> None:
+        with self._cond:
+            self._running -= 1
+            idle = self._running == 0
+            self._cond.notify_all()
+        if idle:
+            self.idle()
 
     def idle(self) -> None:
         """Every fetching thread has ended (for now)."""
@@ -541,6 +550,9 @@ class _ObjectListing(_Listing):
         self._list_requests_then = 0
         self.list_requests = 0
         self.search_requests = 0
+        # pages decided under the lock but not yet handed out: the last partial batch of
+        # associations is read only when none is left (else its ids would be read twice)
+        self._handing = 0
 
     def start(self) -> None:
         with self._mark:
@@ -608,8 +620,8 @@ class _ObjectListing(_Listing):
                         self.low = top
                     if after is None or not results:
                         self.met = True  # the list reached the end: everything is out
-            if kept:
-                self._hand_out(kept)
+                self._handing += 1
+            self._hand_out(kept)
             with self._mark:
                 done = self.met and not plain
             if done or after is None or not results:
@@ -700,19 +712,35 @@ class _ObjectListing(_Listing):
                 self.met = True
             self._total = max(0, total - len(results))
             self._list_requests_then = self.list_requests
-        if kept:
+            self._handing += 1
+            self.busy_with()  # decided: the reader waits for it (the list may end first)
+        try:
             self._hand_out(kept)
+        finally:
+            self.done_with()
 
     def idle(self) -> None:
-        with self._mark:
-            complete = self.met and not self.plain and not self.stopped
-        if complete:  # the last partial batch of associations need not wait for the reader
+        if self._complete():  # the last partial batch of associations need not wait
             self.client.associations_ahead.flush(self.object_type)
 
+    def _complete(self) -> bool:
+        """Every object is out, handed to the reader and noted for its associations."""
+        with self._mark:
+            return self.met and not self.plain and not self.stopped and not self._handing
+
     def _hand_out(self, kept: list[Any]) -> None:
-        self.put(Page(kept, utcnow()))
-        # a full listing: the run reads these objects' associations later
-        self.client.associations_ahead.note(self.object_type, kept)
+        """Hand out a page counted in ``_handing`` (under the lock, by its caller)."""
+        try:
+            if kept:
+                # a full listing: the run reads these objects' associations later (noted
+                # before the reader can see the page, so that it finds them when it asks)
+                self.client.associations_ahead.note(self.object_type, kept)
+                self.put(Page(kept, utcnow()))
+        finally:
+            with self._mark:
+                self._handing -= 1
+        if self._complete():
+            self.client.associations_ahead.flush(self.object_type)
 
     def _fall_back(self) -> None:
         """Under the lock: the list alone, from the start."""
