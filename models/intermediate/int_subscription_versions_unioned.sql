@@ -19,19 +19,21 @@
 -- incomplete_expired; without ended_at the final status holds from the end of the trial),
 -- the first one clipped at the earliest event.
 -- Incremental: a build rebuilds the subscriptions with newly landed events, and the life
--- stories of the (few, listed) subscriptions without events; the others keep their rows.
+-- stories of the subscriptions without events whose listed object changed (its md5 differs
+-- from the one the rows carry: a re-listing lands every object again, mostly unchanged;
+-- with 30 days of events most subscriptions have none); the others keep their rows.
 
 {#- the columns a life-story segment carries from its state, and those of every version -#}
 {%- set life_story_carried = [
     'clip_unix', 'api_version', 'customer_id', 'currency', 'start_date_unix', 'trial_end_unix',
     'ended_at_unix', 'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
-    'events_fetched_at',
+    'events_fetched_at', 'listed_state_md5',
 ] -%}
 {%- set version_columns = [
     'event_id', 'event_type', 'version_order', 'is_order_tied', 'valid_from_unix', 'api_version',
     'customer_id', 'status', 'currency', 'start_date_unix', 'trial_end_unix', 'ended_at_unix',
     'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
-    'events_fetched_at',
+    'events_fetched_at', 'listed_state_md5',
 ] %}
 
 with
@@ -60,7 +62,10 @@ ordered_events as (
 ),
 
 listed_subscriptions as (
-    select * from {{ ref('stg_stripe__subscriptions') }}
+    select
+        stg_subscriptions.*,
+        md5(cast(stg_subscriptions.subscription_json as {{ dbt.type_string() }})) as listed_state_md5
+    from {{ ref('stg_stripe__subscriptions') }} as stg_subscriptions
 ),
 
 event_versions as (
@@ -74,7 +79,8 @@ event_versions as (
         created_unix as valid_from_unix,
         api_version,
         {{ recon.subscription_state_columns('data_object_json') }}
-        events_fetched_at
+        events_fetched_at,
+        cast(null as {{ dbt.type_string() }}) as listed_state_md5
     from ordered_events
 ),
 
@@ -87,7 +93,8 @@ states_before_first_event as (
         created_unix as clip_unix,
         api_version,
         {{ recon.subscription_state_columns('data_object_json', 'previous_attributes_json') }}
-        events_fetched_at
+        events_fetched_at,
+        cast(null as {{ dbt.type_string() }}) as listed_state_md5
     from ordered_events
     where
         event_sequence = 1
@@ -103,13 +110,24 @@ subscriptions_without_events as (
         cast(null as bigint) as clip_unix,
         listed_subscriptions.api_version,
         {{ recon.subscription_state_columns('listed_subscriptions.subscription_json') }}
-        cast(null as timestamp with time zone) as events_fetched_at
+        cast(null as timestamp with time zone) as events_fetched_at,
+        listed_subscriptions.listed_state_md5
     from listed_subscriptions
-    where not exists (
+    where
+        not exists (
             select 1
             from all_ordered_events
             where all_ordered_events.subscription_id = listed_subscriptions.subscription_id
         )
+    {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5']) %}
+        and not exists (
+            select 1
+            from {{ this }} as known
+            where
+                known.subscription_id = listed_subscriptions.subscription_id
+                and known.listed_state_md5 = listed_subscriptions.listed_state_md5
+        )
+    {% endif %}
 ),
 
 life_stories as (
@@ -212,7 +230,8 @@ life_story_versions as (
         items_json,
         discounts_json,
         discount_json,
-        events_fetched_at
+        events_fetched_at,
+        listed_state_md5
     from life_story_segments
     where
         segment_from_unix is not null
@@ -275,5 +294,6 @@ select
     discount_json,
     api_version,
     events_fetched_at,
+    listed_state_md5,
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as built_at
 from sequenced

@@ -246,6 +246,13 @@ def _snapshot(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
 def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     world, parts = mini_world()
+    # two more life stories (subscriptions without events): sub_e stays as it is, sub_f is
+    # listed canceled in the later landing (a change with no event, as with 30 days of events)
+    for n in ("e", "f"):
+        world.add("customers", so.customer(f"cus_{n}", email=f"{n}@example.org"))
+        world.add("subscriptions", so.subscription(
+            f"sub_{n}", f"cus_{n}", [so.item(f"si_{n}", parts["monthly"])], start_date=APR01
+        ))  # fmt: skip
     all_events = world.events
     world.events = [e for e in all_events if e["id"].startswith(("evt_b", "evt_d"))]
     world.write(warehouse, landed_at="2026-06-30T10:00:00")  # sub_b and sub_d land first
@@ -271,8 +278,15 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     world.event("evt_c1", "customer.subscription.updated", JUN15, dict(sub_c, discounts=["di_c"]),
                 {"discounts": []})  # fmt: skip
     world.event("evt_c2", "customer.discount.created", JUN15, di_c)
+    sub_f_end = {"status": "canceled", "ended_at": JUN15, "canceled_at": JUN15}
     world.stripe["subscriptions"] = [
-        sub_a4 if x["id"] == "sub_a" else dict(x, discounts=[di_c]) if x["id"] == "sub_c" else x
+        sub_a4
+        if x["id"] == "sub_a"
+        else dict(x, discounts=[di_c])
+        if x["id"] == "sub_c"
+        else dict(x, **sub_f_end)
+        if x["id"] == "sub_f"
+        else x
         for x in world.stripe["subscriptions"]
     ]
     world.now = "2026-06-30T18:00:00"
@@ -295,13 +309,16 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     )
     assert n_events[0]["n"] == len(world.events)
     # the incremental build rebuilt the subscriptions with events landed since the newest it
-    # had seen (sub_a's, at that very time, and sub_c's) and no other: sub_b, sub_d kept theirs
+    # had seen (sub_a's, at that very time, and sub_c's) and the life story whose listed
+    # object changed (sub_f), and no other: sub_b, sub_d and sub_e (landed again, unchanged)
+    # kept theirs
     rebuilt = _query(
         warehouse,
         "select subscription_id, built_at = max(built_at) over () as is_rebuilt "
         "from main_intermediate.int_subscription_versions_unioned",
     )
-    assert {r["subscription_id"] for r in rebuilt if r["is_rebuilt"]} == {"sub_a", "sub_c"}
+    assert {r["subscription_id"] for r in rebuilt if r["is_rebuilt"]} == {"sub_a", "sub_c", "sub_f"}
+    assert mrr[("cus_f", "2026-06")][3] == "churn" and ("cus_e", "2026-06") in mrr
 
     _build(warehouse, tmp_path, exclude=["test_type:unit"], full_refresh=True)
     assert _snapshot(warehouse) == incremental
