@@ -2,6 +2,11 @@
 -- truth (Stripe), routed to the team that owns the kind (seeds/finding_kind_owners.csv) and
 -- to the account's owner. finding_id is stable across builds.
 
+{%- set finding_columns = [
+    'kind', 'stripe_customer_id', 'hubspot_company_id', 'property', 'hubspot_value',
+    'expected_value', 'match_method', 'evidence', 'account_owner_id', 'mrr_at_stake',
+] %}
+
 with
 
 companies as (
@@ -312,29 +317,11 @@ customer_findings as (
 
 findings as (
     select
-        kind,
-        stripe_customer_id,
-        hubspot_company_id,
-        property,
-        hubspot_value,
-        expected_value,
-        match_method,
-        evidence,
-        account_owner_id,
-        mrr_at_stake
+        {{ finding_columns | join(',\n        ') }}
     from company_findings
     union all
     select
-        kind,
-        stripe_customer_id,
-        hubspot_company_id,
-        property,
-        hubspot_value,
-        expected_value,
-        match_method,
-        evidence,
-        account_owner_id,
-        mrr_at_stake
+        {{ finding_columns | join(',\n        ') }}
     from customer_findings
 )
 

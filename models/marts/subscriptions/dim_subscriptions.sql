@@ -2,6 +2,11 @@
 -- plan, interval, currency, discounts and current MRR.
 
 {%- set reporting_currency = recon.reporting_currency() %}
+{#- the state of a version, read for the current one and for the first -#}
+{%- set version_state = [
+    'customer_id', 'status', 'currency', 'is_collection_paused', 'pause_collection_behavior',
+    'start_date_unix', 'trial_end_unix', 'ended_at_unix', 'valid_from_unix',
+] %}
 
 with
 
@@ -32,15 +37,7 @@ versions as (
         subscription_id,
         version_id,
         version_number,
-        customer_id,
-        status,
-        currency,
-        is_collection_paused,
-        pause_collection_behavior,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        valid_from_unix
+        {{ version_state | join(',\n        ') }}
     from {{ ref('int_subscription_versions_unioned') }}
 ),
 
@@ -97,28 +94,12 @@ first_versions as (
     select
         subscription_id,
         version_id,
-        customer_id,
-        status,
-        currency,
-        is_collection_paused,
-        pause_collection_behavior,
-        start_date_unix,
-        trial_end_unix,
-        ended_at_unix,
-        valid_from_unix
+        {{ version_state | join(',\n        ') }}
     from (
         select
             versions.subscription_id,
             versions.version_id,
-            versions.customer_id,
-            versions.status,
-            versions.currency,
-            versions.is_collection_paused,
-            versions.pause_collection_behavior,
-            versions.start_date_unix,
-            versions.trial_end_unix,
-            versions.ended_at_unix,
-            versions.valid_from_unix,
+            {{ 'versions.' ~ version_state | join(',\n            versions.') }},
             row_number() over (partition by versions.subscription_id order by versions.version_number) as version_rank
         from versions
     ) as ranked_versions
