@@ -70,15 +70,24 @@ def _meta(check: str, title: str) -> dict[str, Any]:
     return {"check": check, "title": title}
 
 
+# HubSpot types whose values a pattern checks: (pattern, what the values are)
+_TYPE_PATTERNS = {
+    "number": (NUMBER_REGEX, "numbers"),
+    "date": (DATE_REGEX, "dates"),
+    "datetime": (DATETIME_REGEX, "datetimes"),
+}
+
+
 def _property_expectations(prop: str, rule: PropertyRule) -> list[Any]:
     d = rule.definition
     where = f"({d.type}, definition from {rule.source})"
-    if d.type == "number":
+    if d.type in _TYPE_PATTERNS:
+        regex, what = _TYPE_PATTERNS[d.type]
         return [
             gxe.ExpectColumnValuesToMatchRegex(
                 column=prop,
-                regex=NUMBER_REGEX,
-                meta=_meta(f"payload.{prop}.type", f"{prop} values are numbers {where}"),
+                regex=regex,
+                meta=_meta(f"payload.{prop}.type", f"{prop} values are {what} {where}"),
             )
         ]
     if d.type == "enumeration":
@@ -98,22 +107,6 @@ def _property_expectations(prop: str, rule: PropertyRule) -> list[Any]:
                 column=prop,
                 value_set=["true", "false"],
                 meta=_meta(f"payload.{prop}.type", f"{prop} values are true/false {where}"),
-            )
-        ]
-    if d.type == "date":
-        return [
-            gxe.ExpectColumnValuesToMatchRegex(
-                column=prop,
-                regex=DATE_REGEX,
-                meta=_meta(f"payload.{prop}.type", f"{prop} values are dates {where}"),
-            )
-        ]
-    if d.type == "datetime":
-        return [
-            gxe.ExpectColumnValuesToMatchRegex(
-                column=prop,
-                regex=DATETIME_REGEX,
-                meta=_meta(f"payload.{prop}.type", f"{prop} values are datetimes {where}"),
             )
         ]
     if d.type in ("string", "phone_number"):
