@@ -320,6 +320,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- output
 
 
+def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The knobs that change what a run costs (memory above all), as this run had them."""
+    env = os.environ if environ is None else environ
+    return {
+        "duckdb_memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or "80% (DuckDB's default)",
+        "dbt_threads": env.get("RECON_DBT_THREADS") or "2",
+    }
+
+
 def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) -> dict[str, Any]:
     from recon import __version__
     from recon.sync.provenance import git_commit
@@ -350,6 +359,7 @@ def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) ->
         "peak_rss_mb": run.peak_rss_mb,
         "sandbox_rss_mb": run.sandbox_rss_mb,
         "load_average": run.load_average,
+        "settings": settings(),
         "stages": [s.to_dict() for s in run.stages],
     }
     result["ratios"] = ratios(result)
@@ -386,6 +396,16 @@ def _load(result: dict[str, Any]) -> str:
     return f"{_num(load.get('start'))} at the start, {_num(load.get('end'))} at the end"
 
 
+def _settings_line(result: dict[str, Any]) -> str:
+    st = result.get("settings") or {}
+    if not st:
+        return ""
+    return (
+        f"DuckDB memory_limit {st.get('duckdb_memory_limit')} "
+        f"(RECON_DUCKDB_MEMORY_LIMIT), dbt threads {st.get('dbt_threads')}."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     size = result["size"]
@@ -404,7 +424,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"(search {r['hubspot_search_rate_limit_per_s']}/s)"
             for name, r in result["regimes"].items()
         )
-        + ".",
+        + ". "
+        + _settings_line(result),
         "",
         "| stage | regime | wall s | items | per s | peak RSS MiB | warehouse MiB | status |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",

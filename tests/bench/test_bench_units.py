@@ -107,3 +107,14 @@ def test_window_usage_rate_share_when_the_limit_never_bound() -> None:
     # as fast as allowed or faster: capped at 1
     fast = [(0.0, 0, 0), (0.1, 10, 0), (0.2, 19, 0), (0.3, 19, 0)]
     assert window_usage(fast, 190, 10.0)["rate_share"] == 1.0
+
+
+def test_results_record_the_memory_knobs_they_ran_with() -> None:
+    from recon.bench.report import settings
+
+    assert settings({}) == {
+        "duckdb_memory_limit": "80% (DuckDB's default)",
+        "dbt_threads": "2",
+    }
+    got = settings({"RECON_DUCKDB_MEMORY_LIMIT": "1300MB", "RECON_DBT_THREADS": "1"})
+    assert got == {"duckdb_memory_limit": "1300MB", "dbt_threads": "1"}
