@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -299,7 +299,13 @@ class ApiClient:
         self.source_clock = when.astimezone(UTC)
 
     def _once(
-        self, method: str, path: str, params: Params, json_body: Any, limiter_extra: Iterable[Any]
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        json_body: Any,
+        limiter_extra: Iterable[Any],
+        decode: Callable[[bytes], Any],
     ) -> Any:
         acquire_all([*limiter_extra, *([self.limiter] if self.limiter is not None else [])])
         content = orjson.dumps(json_body) if json_body is not None else None
@@ -338,8 +344,8 @@ class ApiClient:
             )
         self._note_clock(response.headers)
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
+            return decode(response.content)
+        except ValueError as exc:  # orjson.JSONDecodeError is one
             raise MalformedResponse(
                 f"body is not valid JSON ({exc})", raw=response.content, path=path
             ) from None
@@ -352,8 +358,10 @@ class ApiClient:
         params: Params = None,
         json: Any = None,
         limiters: Iterable[RollingWindowLimiter] = (),
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
-        """The decoded JSON body of a successful answer.
+        """The decoded JSON body of a successful answer (``decode``: how; it raises
+        ``ValueError`` on a body that is not JSON).
 
         Raises :class:`ApiAuthError`/:class:`ApiError` at once, :class:`MalformedResponse`
         when every attempt returned a body that is not JSON, :class:`ApiUnavailable` when
@@ -370,7 +378,7 @@ class ApiClient:
             reraise=True,
         )
         try:
-            return retrying(self._once, method, path, params, json, extra)
+            return retrying(self._once, method, path, params, json, extra, decode)
         except (httpx.TransportError, RetryableStatus) as exc:
             raise ApiUnavailable(
                 f"{self.service} kept failing on {method} {path} after "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from pipelines.common.records import RunNotes
 from recon.config import STRIPE_API_VERSION, Settings
 from recon.errors import ReconError, UsageError
 from recon.http import ApiClient, RetryPolicy
+from recon.killpoints import kill_point
 
 SOURCES: tuple[str, ...] = ("stripe", "hubspot")
 DATASETS = {"stripe": "raw_stripe", "hubspot": "raw_hubspot"}
@@ -275,13 +275,6 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _test_kill_point(point: str) -> None:
-    """Crash tests: ``RECON_INGEST_KILL_AT=extracted|normalized`` SIGKILLs this process there
-    (between dlt's steps, where a crash is hardest to recover from)."""
-    if os.environ.get("RECON_INGEST_KILL_AT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _root_cause(exc: BaseException) -> BaseException:
     """recon's own error inside dlt's wrappers, else the innermost cause."""
     seen: set[int] = set()
@@ -356,11 +349,12 @@ def ingest_source(
             finally:
                 notes.clean_up()
             result.phases["extract"] = time.perf_counter() - t
-            _test_kill_point("extracted")
+            # crash tests: RECON_INGEST_KILL_AT=extracted|normalized, between dlt's steps
+            kill_point("RECON_INGEST_KILL_AT", "extracted")
             t = time.perf_counter()
             _add(result.rows_loaded, _row_counts(pipeline.normalize()))
             result.phases["normalize"] = time.perf_counter() - t
-            _test_kill_point("normalized")
+            kill_point("RECON_INGEST_KILL_AT", "normalized")
             t = time.perf_counter()
             pipeline.load()
             result.phases["load"] = time.perf_counter() - t

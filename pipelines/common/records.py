@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from pipelines.common.rawjson import payload_text
+
 
 class BadRecord(Exception):
     """A record whose typed columns cannot be read; ``reason`` says which and why."""
@@ -66,7 +68,14 @@ def req_int(obj: Mapping[str, Any], key: str, *, nullable: bool = False) -> int 
         if key not in obj:
             raise BadRecord(f"{key}: missing")
         raise BadRecord(f"{key}: expected an integer, got {_kind(value)} {_shown(value)}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        shown = str(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise BadRecord(f"{key}: integer out of the 64-bit range: {shown}")
     return value
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def req_bool(obj: Mapping[str, Any], key: str, *, nullable: bool = False) -> bool | None:
@@ -110,7 +119,8 @@ _ONE_US = timedelta(microseconds=1)
 
 
 def dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+    """The JSON text of ``obj`` (a :class:`~pipelines.common.rawjson.RawRecord`: its own)."""
+    return payload_text(obj)
 
 
 def utcnow() -> int:

@@ -29,6 +29,7 @@ import dlt
 import pyarrow as pa
 from dlt.extract.resource import DltResource
 
+from pipelines.common.destination import compressed
 from pipelines.common.records import (
     BadRecord,
     Quarantine,
@@ -42,6 +43,8 @@ from pipelines.stripe.helpers import (
     EVENT_SCHEMA,
     OBJECT_SCHEMA,
     EventChanges,
+    decode_events_page,
+    decode_objects_page,
     event_row,
     object_row,
     retrieve_many,
@@ -64,6 +67,8 @@ from recon.config import STRIPE_API_BASE_DEFAULT
 from recon.http import ApiClient, MalformedResponse
 
 EVENTS_WRITE = {"disposition": "merge", "strategy": "insert-only"}
+# the raw JSON text, stored zstd-compressed on DuckDB (pipelines/common/destination.py)
+PAYLOAD_COLUMNS = compressed("payload")
 OBJECTS_WRITE = {"disposition": "merge", "strategy": "upsert"}
 
 
@@ -130,6 +135,7 @@ def stripe_source(
             resource=spec.table,
             quarantine=quarantine,
             notes=run_notes,
+            decode=decode_objects_page,
         )
 
     def start_object_listings() -> None:
@@ -166,6 +172,7 @@ def stripe_source(
             resource="events",
             quarantine=quarantine,
             notes=run_notes,
+            decode=decode_events_page,
         ).pages():
             if not prefetch:
                 start_object_listings()
@@ -300,7 +307,13 @@ def stripe_source(
         yield from quarantine.drain()
 
     resources: list[DltResource] = [
-        dlt.resource(events, name="events", primary_key="id", write_disposition=EVENTS_WRITE)
+        dlt.resource(
+            events,
+            name="events",
+            primary_key="id",
+            write_disposition=EVENTS_WRITE,
+            columns=PAYLOAD_COLUMNS,
+        )
     ]
     for spec in OBJECTS:
         resources.append(
@@ -309,6 +322,7 @@ def stripe_source(
                 name=spec.table,
                 primary_key="id",
                 write_disposition=OBJECTS_WRITE,
+                columns=PAYLOAD_COLUMNS,
             )(spec)
         )
     resources.append(
@@ -317,6 +331,7 @@ def stripe_source(
             name="quarantine",
             primary_key="_recon_key",
             write_disposition=EVENTS_WRITE,
+            columns=compressed("raw"),
         )
     )
     return resources

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
+import orjson
 import pyarrow as pa
 
 from pipelines.common.prefetch import prefetched
+from pipelines.common.rawjson import UNSET, RawRecord, list_decoder, record
 from pipelines.common.records import (
     TIMESTAMP,
     BadRecord,
@@ -105,6 +108,60 @@ def stripe_client(
         retry=retry,
         auth_hint="set STRIPE_API_KEY to a valid key with read access",
     )
+
+
+# -- list pages read without parsing what recon does not read (pipelines/common/rawjson.py) --
+
+
+class ObjectHead(msgspec.Struct):
+    """The fields of a Stripe object that recon reads (each as JSON gives it: the strict
+    readers check the types); ``customer``/``subscription``: a discount's references."""
+
+    id: Any = UNSET
+    object: Any = UNSET
+    created: Any = UNSET
+    livemode: Any = UNSET
+    deleted: Any = UNSET
+    customer: Any = UNSET
+    subscription: Any = UNSET
+
+
+OBJECT_FIELDS = ("id", "object", "created", "livemode", "deleted", "customer", "subscription")
+
+
+class _EventData(msgspec.Struct):
+    object: msgspec.Raw | msgspec.UnsetType = UNSET
+
+
+class EventHead(msgspec.Struct):
+    """The fields of an event that recon reads; ``data.object`` is read as an object's head
+    (with its own text: the payload of a deleted object)."""
+
+    id: Any = UNSET
+    type: Any = UNSET
+    created: Any = UNSET
+    livemode: Any = UNSET
+    api_version: Any = UNSET
+    data: _EventData | msgspec.UnsetType = UNSET
+
+
+EVENT_FIELDS = ("id", "type", "created", "livemode", "api_version", "data")
+
+
+def _finish_event(rec: RawRecord) -> Any:
+    """``data`` as ``{"object": <the object's record>}``; the event parsed in full when
+    ``data.object`` is missing or not an object (event_row then says why)."""
+    data = rec.get("data")
+    inner = data.object if isinstance(data, _EventData) else UNSET
+    dobj = record(inner, ObjectHead, OBJECT_FIELDS) if inner is not UNSET else None
+    if not isinstance(dobj, RawRecord):
+        return orjson.loads(rec.raw)
+    rec["data"] = {"object": dobj}
+    return rec
+
+
+decode_events_page = list_decoder(EventHead, EVENT_FIELDS, _finish_event)
+decode_objects_page = list_decoder(ObjectHead, OBJECT_FIELDS)
 
 
 @dataclass

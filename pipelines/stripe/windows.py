@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,8 +113,12 @@ class WindowedListing:
         page_size: int = PAGE_SIZE,
         min_split: int = MIN_SPLIT_OBJECTS,
         min_split_idle: int = MIN_SPLIT_OBJECTS_IDLE,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.client = client
+        # how a page's body is read (helpers.decode_*_page: the objects' own text kept and
+        # only their typed fields decoded); None: parsed in full
+        self.get_kw: dict[str, Any] = {"decode": decode} if decode is not None else {}
         self.path = path
         self.params = [(k, v) for k, v in params]
         self.lo = lo
@@ -303,7 +307,7 @@ class WindowedListing:
             query = base + ([("starting_after", after)] if after else [])
             where = f"GET {self.path}" + (f" starting_after={after}" if after else "")
             try:
-                body = self.client.get(self.path, query)
+                body = self.client.get(self.path, query, **self.get_kw)
             except MalformedResponse as exc:
                 self._give_up(exc.raw, f"malformed page ({where}): {exc.reason}")
                 return

@@ -19,13 +19,12 @@ run, finds out whether it landed.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from recon.killpoints import kill_point
 from recon.sync.audit import FAILED, MISMATCH, SENT, SUCCEEDED, VERIFIED, Change, SyncJournal
 from recon.sync.hubspot_client import (
     BATCH_LIMIT,
@@ -41,14 +40,6 @@ UNACKED_ATTEMPTS = 3
 #: batches in flight at once: enough to fill HubSpot's window (19 requests/s) at 200-400 ms a
 #: request, with the journal work between them on one thread
 DEFAULT_CONCURRENCY = 8
-
-
-def _test_kill_point(point: str) -> None:
-    """Crash tests: ``RECON_SYNC_KILL_AT=sent`` SIGKILLs this process once the first batch is
-    journalled ``sent``, before its request leaves (the journal is held open while batches
-    go out, so another process cannot watch for that moment)."""
-    if os.environ.get("RECON_SYNC_KILL_AT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -130,7 +121,8 @@ class Writer:
                     return False
                 batch_changes = [c for inp in batch for c in inp.changes]
                 self.journal.mark_sent(batch_changes)
-                _test_kill_point("sent")
+                # crash tests: killed once a batch is journalled ``sent``, before it leaves
+                kill_point("RECON_SYNC_KILL_AT", "sent")
                 in_flight[pool.submit(self._send_batch, batch)] = batch_changes
                 return True
 
