@@ -178,3 +178,22 @@
 {% macro postgres__json_contains(haystack, needle) -%}
     (cast({{ haystack }} as jsonb) @> cast({{ needle }} as jsonb))
 {%- endmacro %}
+
+
+{#- json_may_hold_object_in_array(expr, key=none): a cheap test on the JSON text of expr
+    (a regular expression, no parsing): true whenever it holds an array (under "key", when
+    key is given) with an object among its elements, unless a string element before that
+    object holds a "]" (Stripe ids never do); rarely true otherwise. A filter to put before
+    unnesting (json_array_rows), which then checks each element exactly. -#}
+{% macro json_may_hold_object_in_array(expr, key=none) -%}
+    {%- set pattern = ('"' ~ key ~ '"\\s*:\\s*' if key else '') ~ '\\[[^\\]]*\\{' -%}
+    {{ return(adapter.dispatch('json_text_matches', 'recon')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro default__json_text_matches(expr, pattern) -%}
+    regexp_matches(cast({{ expr }} as varchar), '{{ pattern }}')
+{%- endmacro %}
+
+{% macro postgres__json_text_matches(expr, pattern) -%}
+    (cast({{ expr }} as text) ~ '{{ pattern }}')
+{%- endmacro %}

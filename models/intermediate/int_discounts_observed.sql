@@ -24,6 +24,18 @@ customers as (
     select * from {{ ref('stg_stripe__customers') }}
 ),
 
+-- most subscriptions carry no discount object: only these are unnested (a cheap test of
+-- the text first; the unnesting below checks each element exactly)
+subscriptions_with_discount_objects as (
+    select * from subscriptions
+    where {{ recon.json_may_hold_object_in_array('subscriptions.discounts_json') }}
+),
+
+subscriptions_with_item_discount_objects as (
+    select * from subscriptions
+    where {{ recon.json_may_hold_object_in_array('subscriptions.items_json', 'discounts') }}
+),
+
 listed_documents as (
     select
         subscriptions.discount_json,
@@ -37,7 +49,7 @@ listed_documents as (
         subscription_discount.value_json as discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscriptions' as observed_in
-    from subscriptions
+    from subscriptions_with_discount_objects as subscriptions
     {{ recon.json_array_rows('subscriptions.discounts_json', 'subscription_discount') }}
     where {{ recon.json_type('subscription_discount.value_json') }} = 'object'
 
@@ -46,7 +58,7 @@ listed_documents as (
         item_discount.value_json as discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscription_items' as observed_in
-    from subscriptions
+    from subscriptions_with_item_discount_objects as subscriptions
     {{ recon.json_array_rows('subscriptions.items_json', 'subscription_item') }}
     {{ recon.json_array_rows(recon.json_get('subscription_item.value_json', 'discounts'), 'item_discount') }}
     where {{ recon.json_type('item_discount.value_json') }} = 'object'
