@@ -124,6 +124,28 @@
 {%- endmacro %}
 
 
+{#- sorted_agg(expr, delimiter): the non-null values joined in their own order (null when
+    there is none): ordered_agg(expr, expr). On DuckDB an ordered aggregate sorts each group
+    on its own, which over a million groups (fct_mrr at 100,000 customers) cost 3 s; a list
+    sorted afterwards gives the same text in about a third of that. -#}
+{% macro sorted_agg(expr, delimiter=', ') -%}
+    {{ return(adapter.dispatch('sorted_agg', 'recon')(expr, delimiter)) }}
+{%- endmacro %}
+
+{% macro default__sorted_agg(expr, delimiter) -%}
+    case
+        when count({{ expr }}) > 0
+            then array_to_string(
+                list_sort(list({{ expr }}) filter (where {{ expr }} is not null)), '{{ delimiter }}'
+            )
+    end
+{%- endmacro %}
+
+{% macro postgres__sorted_agg(expr, delimiter) -%}
+    string_agg({{ expr }}, '{{ delimiter }}' order by {{ expr }})
+{%- endmacro %}
+
+
 {#- number_or_null(expr, type): the text as a number of the type when it reads as a decimal
     number ('1234.5', '-3', '1e3' excluded), else null: HubSpot number properties arrive as
     text and are never trusted to parse. -#}

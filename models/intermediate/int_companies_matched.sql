@@ -45,7 +45,7 @@ members as (
         matches.hubspot_company_id,
         count(*) as n_matched_customers,
         min(matches.customer_id) as stripe_customer_id,
-        {{ recon.ordered_agg('matches.customer_id', 'matches.customer_id') }} as stripe_customer_ids,
+        {{ recon.sorted_agg('matches.customer_id') }} as stripe_customer_ids,
         min(matches.match_method) as match_method,
         max(matches.match_method) as last_match_method,
         sum(customer_states.mrr_reporting) as stripe_mrr_reporting,
@@ -79,7 +79,7 @@ stripe_id_counts as (
     select
         stripe_customer_id,
         count(*) as n_companies,
-        {{ recon.ordered_agg('company_id', 'company_id') }} as company_ids
+        {{ recon.sorted_agg('company_id') }} as company_ids
     from companies
     where stripe_customer_id is not null
     group by stripe_customer_id
@@ -126,7 +126,7 @@ deal_owner_sets as (
     select
         company_id,
         count(*) as n_open_deals,
-        {{ recon.ordered_agg('hubspot_owner_id', 'hubspot_owner_id') }} as open_deal_owner_ids
+        {{ recon.sorted_agg('hubspot_owner_id') }} as open_deal_owner_ids
     from open_deals
     group by company_id
 )

@@ -20,7 +20,7 @@ outcomes as (
         min(match_method) as match_method,
         count(*) as n_candidates,
         min(hubspot_company_id) as first_company_id,
-        {{ recon.ordered_agg('hubspot_company_id', 'hubspot_company_id') }} as candidate_company_ids
+        {{ recon.sorted_agg('hubspot_company_id') }} as candidate_company_ids
     from candidates
     group by customer_id
 )

@@ -72,11 +72,12 @@ per_customer as (
         count(*) as n_subscriptions,
         cast(sum(case when status_rank < 7 then 1 else 0 end) as bigint) as n_live_subscriptions,
         sum(mrr_reporting) as mrr_reporting,
-        count(distinct case when mrr > 0 then currency end) as n_billing_currencies,
+        {{ recon.distinct_count_0_1_many('case when mrr > 0 then currency end') }}
+            as n_billing_currencies,
         min(case when mrr > 0 then currency end) as billing_currency,
         min(currency) as any_subscription_currency,
         sum(mrr) as mrr_billing,
-        {{ recon.ordered_agg('case when mrr > 0 then subscription_id end', 'subscription_id') }}
+        {{ recon.sorted_agg('case when mrr > 0 then subscription_id end') }}
             as paying_subscription_ids
     from subscription_values
     group by customer_id

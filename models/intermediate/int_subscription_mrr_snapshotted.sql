@@ -306,7 +306,7 @@ ignored_discounts as (
     select
         subscription_id,
         month,
-        {{ recon.ordered_agg('discount_id', 'discount_id') }} as ignored_discount_ids
+        {{ recon.sorted_agg('discount_id') }} as ignored_discount_ids
     from discount_terms
     where
         not is_coupon_resolved

@@ -21,6 +21,6 @@ select
     cast(max(case when kind = 'status_mismatch' then expected_value end) as varchar) as subscription_status,
     cast(max(case when kind = 'missing_stripe_id' then expected_value end) as varchar) as stripe_customer_id,
     cast(max(case when kind = 'lifecycle_mismatch' then expected_value end) as varchar) as lifecyclestage,
-    cast({{ recon.ordered_agg('finding_id', 'finding_id', ',') }} as varchar) as finding_ids
+    cast({{ recon.sorted_agg('finding_id', ',') }} as varchar) as finding_ids
 from findings
 group by hubspot_company_id

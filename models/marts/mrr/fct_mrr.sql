@@ -59,11 +59,12 @@ customer_month_mrr as (
         customer_id,
         month,
         sum(mrr_reporting) as mrr_reporting,
-        count(distinct case when mrr > 0 then currency end) as n_billing_currencies,
+        {{ recon.distinct_count_0_1_many('case when mrr > 0 then currency end') }}
+            as n_billing_currencies,
         min(case when mrr > 0 then currency end) as billing_currency,
         sum(case when mrr > 0 then mrr else 0 end) as mrr_billing,
         sum(case when mrr > 0 then 1 else 0 end) as n_paying_subscriptions,
-        {{ recon.ordered_agg("case when mrr > 0 then subscription_id end", 'subscription_id') }}
+        {{ recon.sorted_agg("case when mrr > 0 then subscription_id end") }}
             as paying_subscription_ids
     from subscription_mrr_reporting
     group by customer_id, month
