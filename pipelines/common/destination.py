@@ -148,11 +148,13 @@ LOAD_MEMORY_LIMIT_DEFAULT = "1GB"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """DuckDB settings of a load's connection: ``RECON_DUCKDB_MEMORY_LIMIT`` (the knob dbt's
-    profile reads too), else :data:`LOAD_MEMORY_LIMIT_DEFAULT`."""
+    """DuckDB settings of a load's connection: ``RECON_DUCKDB_LOAD_MEMORY_LIMIT``, else
+    :data:`LOAD_MEMORY_LIMIT_DEFAULT`.  Its own knob, apart from the build's
+    ``RECON_DUCKDB_MEMORY_LIMIT``: a load's statements spill, some of the models' JSON
+    unnesting does not, so a build may need more than a load should hold."""
     env = os.environ if environ is None else environ
     return {
-        "memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or LOAD_MEMORY_LIMIT_DEFAULT,
+        "memory_limit": env.get("RECON_DUCKDB_LOAD_MEMORY_LIMIT") or LOAD_MEMORY_LIMIT_DEFAULT,
         "preserve_insertion_order": False,
     }
 

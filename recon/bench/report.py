@@ -325,6 +325,7 @@ def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     return {
         "duckdb_memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or "80% (DuckDB's default)",
+        "duckdb_load_memory_limit": env.get("RECON_DUCKDB_LOAD_MEMORY_LIMIT") or "1GB",
         "dbt_threads": env.get("RECON_DBT_THREADS") or "2",
     }
 
@@ -401,8 +402,9 @@ def _settings_line(result: dict[str, Any]) -> str:
     if not st:
         return ""
     return (
-        f"DuckDB memory_limit {st.get('duckdb_memory_limit')} "
-        f"(RECON_DUCKDB_MEMORY_LIMIT), dbt threads {st.get('dbt_threads')}."
+        f"DuckDB memory_limit: build {st.get('duckdb_memory_limit')} "
+        f"(RECON_DUCKDB_MEMORY_LIMIT), loads {st.get('duckdb_load_memory_limit', '-')} "
+        f"(RECON_DUCKDB_LOAD_MEMORY_LIMIT); dbt threads {st.get('dbt_threads')}."
     )
 
 

@@ -234,7 +234,7 @@ assert "sqlalchemy" not in sys.modules, "sqlalchemy imported"
 def test_a_load_runs_under_a_memory_limit(
     tmp_path: Path, knob: str | None, expected_mib: int
 ) -> None:
-    """DuckDB's buffer pool for a load is capped (1 GB, or RECON_DUCKDB_MEMORY_LIMIT): left
+    """DuckDB's buffer pool for a load is capped (1 GB, or RECON_DUCKDB_LOAD_MEMORY_LIMIT): left
     at DuckDB's 80 % of the machine it kept every block a large load wrote (2.9 GB of RSS)."""
     code = """
 import sys
@@ -251,9 +251,10 @@ print(limit, order)
 """
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    env.pop("RECON_DUCKDB_MEMORY_LIMIT", None)
+    env.pop("RECON_DUCKDB_LOAD_MEMORY_LIMIT", None)
+    env["RECON_DUCKDB_MEMORY_LIMIT"] = "5GB"  # the build's knob: not the load's
     if knob is not None:
-        env["RECON_DUCKDB_MEMORY_LIMIT"] = knob
+        env["RECON_DUCKDB_LOAD_MEMORY_LIMIT"] = knob
     done = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "w.duckdb"), str(tmp_path / "dlt")],
         env=env,
