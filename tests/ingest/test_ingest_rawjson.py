@@ -244,10 +244,11 @@ p = dlt.pipeline(pipeline_name="p", destination=recon_duckdb(sys.argv[1]), datas
                  pipelines_dir=sys.argv[2])
 p.run([{"id": 1}], table_name="t")
 with p.sql_client() as c:
-    [(limit, order)] = c.execute_sql(
-        "select current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+    [(limit, order, threads)] = c.execute_sql(
+        "select current_setting('memory_limit'), current_setting('preserve_insertion_order'),"
+        " current_setting('threads')"
     )
-print(limit, order)
+print(limit, order, threads)
 """
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
@@ -263,7 +264,7 @@ print(limit, order)
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    limit, order = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
-    assert order.lower() == "false"
+    limit, order, threads = done.stdout.strip().splitlines()[-1].rsplit(" ", 2)
+    assert order.lower() == "false" and threads == "1"
     value, unit = limit.split()
     assert unit == "MiB" and round(float(value)) == expected_mib, limit
