@@ -316,8 +316,12 @@ def serve_forever(
     bound_host, bound_port = server.server_address[:2]
     host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
     url = f"http://{host_text}:{bound_port}"
-    print(f"{READY_PREFIX} {world_dir} on {url} (Stripe under /v1, HubSpot under /crm)", flush=True)
     try:
+        # inside the try: a signal sent as soon as the line is read is a clean stop too
+        print(
+            f"{READY_PREFIX} {world_dir} on {url} (Stripe under /v1, HubSpot under /crm)",
+            flush=True,
+        )
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass

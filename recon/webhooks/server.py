@@ -233,12 +233,14 @@ def serve_forever(server: WebhookHTTPServer) -> None:
     from recon.signals import stop_on_signals
 
     stop_on_signals()
-    print(
-        f"{READY_PREFIX} on {server.url} ({STRIPE_PATH}, {HUBSPOT_PATH}); "
-        f"spool {server.state.spool.directory}",
-        flush=True,
-    )
     try:
+        # inside the try: a signal sent as soon as the line is read (it may arrive before
+        # print returns) is a clean stop too, not an interrupted CLI (exit 130)
+        print(
+            f"{READY_PREFIX} on {server.url} ({STRIPE_PATH}, {HUBSPOT_PATH}); "
+            f"spool {server.state.spool.directory}",
+            flush=True,
+        )
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
