@@ -46,7 +46,7 @@ class ListBody(msgspec.Struct):
     has_more: Any = None
 
 
-def record(raw: msgspec.Raw | bytes, head: type[msgspec.Struct], fields: tuple[str, ...]) -> Any:
+def record(raw: msgspec.Raw | bytes, head: type[msgspec.Struct]) -> Any:
     """The :class:`RawRecord` of one object (``head`` names the fields decoded); or, when the
     object does not have the head's shape, the object parsed in full (a plain value).
 
@@ -62,7 +62,7 @@ def record(raw: msgspec.Raw | bytes, head: type[msgspec.Struct], fields: tuple[s
     except msgspec.DecodeError as exc:
         raise ValueError(f"body is not valid JSON ({exc})") from None
     rec = RawRecord()
-    for name in fields:
+    for name in head.__struct_fields__:
         value = getattr(decoded, name)
         if value is not UNSET:
             rec[name] = value
@@ -77,7 +77,6 @@ def compact(text: str) -> str:
 
 def list_decoder(
     head: type[msgspec.Struct],
-    fields: tuple[str, ...],
     finish: Callable[[RawRecord], Any] | None = None,
 ) -> Callable[[bytes], Any]:
     """A decoder of list pages for the HTTP client: ``{"data": [records], "has_more": …}``
@@ -92,7 +91,7 @@ def list_decoder(
             return orjson.loads(body)  # not a list page: the caller says why
         except msgspec.DecodeError as exc:
             raise ValueError(f"body is not valid JSON ({exc})") from None
-        data = [record(raw, head, fields) for raw in page.data]
+        data = [record(raw, head) for raw in page.data]
         if finish is not None:
             data = [finish(rec) if isinstance(rec, RawRecord) else rec for rec in data]
         return {"data": data, "has_more": page.has_more}

@@ -739,8 +739,6 @@ class _ObjectListing(_Listing):
         finally:
             with self._mark:
                 self._handing -= 1
-        if self._complete():
-            self.client.associations_ahead.flush(self.object_type)
 
     def _fall_back(self) -> None:
         """Under the lock: the list alone, from the start."""

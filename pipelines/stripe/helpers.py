@@ -126,9 +126,6 @@ class ObjectHead(msgspec.Struct):
     subscription: Any = UNSET
 
 
-OBJECT_FIELDS = ("id", "object", "created", "livemode", "deleted", "customer", "subscription")
-
-
 class _EventData(msgspec.Struct):
     object: msgspec.Raw | msgspec.UnsetType = UNSET
 
@@ -145,23 +142,20 @@ class EventHead(msgspec.Struct):
     data: _EventData | msgspec.UnsetType = UNSET
 
 
-EVENT_FIELDS = ("id", "type", "created", "livemode", "api_version", "data")
-
-
 def _finish_event(rec: RawRecord) -> Any:
     """``data`` as ``{"object": <the object's record>}``; the event parsed in full when
     ``data.object`` is missing or not an object (event_row then says why)."""
     data = rec.get("data")
     inner = data.object if isinstance(data, _EventData) else UNSET
-    dobj = record(inner, ObjectHead, OBJECT_FIELDS) if inner is not UNSET else None
+    dobj = record(inner, ObjectHead) if inner is not UNSET else None
     if not isinstance(dobj, RawRecord):
         return orjson.loads(rec.raw)
     rec["data"] = {"object": dobj}
     return rec
 
 
-decode_events_page = list_decoder(EventHead, EVENT_FIELDS, _finish_event)
-decode_objects_page = list_decoder(ObjectHead, OBJECT_FIELDS)
+decode_events_page = list_decoder(EventHead, _finish_event)
+decode_objects_page = list_decoder(ObjectHead)
 
 
 @dataclass

@@ -616,7 +616,7 @@ def _run_regime(
             stripe_rate_limit_per_s=float(regime.stripe_rate_limit_per_s),
         )
 
-        def ingest_stage(source: str, prefix: str = "") -> Callable[[StageResult], None]:
+        def ingest_stage(source: str) -> Callable[[StageResult], None]:
             def fn(rec: StageResult) -> None:
                 before = sb.stats()
                 [result] = ingest(settings, sources=(source,))
@@ -732,7 +732,7 @@ def _run_regime(
                 from recon.sandbox.faults import FaultConfig
 
                 before = sb.stats()
-                in_use_at_start = int(before["hubspot_rate_limit"].get("used_now") or 0)
+                in_use_at_start = hubspot_window_in_use(sb)
                 # HubSpot answers in a few hundred ms: the share of its window a sync can use
                 # depends on that, so the writes meet the latency of the latency regime
                 sb.set_faults(FaultConfig(latency_ms=SYNC_LATENCY_MS, paths=("/crm/",)))

@@ -322,11 +322,13 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The knobs that change what a run costs (memory above all), as this run had them."""
+    from pipelines.common.destination import load_settings
+
     env = os.environ if environ is None else environ
     return {
         "duckdb_memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or "80% (DuckDB's default)",
-        "duckdb_load_memory_limit": env.get("RECON_DUCKDB_LOAD_MEMORY_LIMIT") or "1GB",
-        "dbt_threads": env.get("RECON_DBT_THREADS") or "2",
+        "duckdb_load_memory_limit": str(load_settings(env)["memory_limit"]),
+        "dbt_threads": env.get("RECON_DBT_THREADS") or "2",  # profiles.yml's default
     }
 
 

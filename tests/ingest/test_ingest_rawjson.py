@@ -218,8 +218,19 @@ with p.sql_client() as c:
 assert p.destination_client().config.credentials.database == wh
 assert "sqlalchemy" not in sys.modules, "sqlalchemy imported"
 """
+    _run_a_load(code, tmp_path)
+
+
+def _run_a_load(code: str, tmp_path: Path, **env_vars: str | None) -> str:
+    """Run ``code`` (a dlt pipeline into ``argv[1]``, dlt's folder ``argv[2]``) in a fresh
+    interpreter with ``env_vars`` set (None: unset); its stdout."""
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    for name, value in env_vars.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     done = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "w.duckdb"), str(tmp_path / "dlt")],
         env=env,
@@ -228,6 +239,7 @@ assert "sqlalchemy" not in sys.modules, "sqlalchemy imported"
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 @pytest.mark.parametrize(("knob", "expected_mib"), [(None, 954), ("300MB", 286)])
@@ -250,21 +262,13 @@ with p.sql_client() as c:
     )
 print(limit, order, threads)
 """
-    env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
-    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    env.pop("RECON_DUCKDB_LOAD_MEMORY_LIMIT", None)
-    env["RECON_DUCKDB_MEMORY_LIMIT"] = "5GB"  # the build's knob: not the load's
-    if knob is not None:
-        env["RECON_DUCKDB_LOAD_MEMORY_LIMIT"] = knob
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "w.duckdb"), str(tmp_path / "dlt")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = _run_a_load(
+        code,
+        tmp_path,
+        RECON_DUCKDB_LOAD_MEMORY_LIMIT=knob,
+        RECON_DUCKDB_MEMORY_LIMIT="5GB",  # the build's knob: not the load's
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    limit, order, threads = done.stdout.strip().splitlines()[-1].rsplit(" ", 2)
+    limit, order, threads = out.strip().splitlines()[-1].rsplit(" ", 2)
     assert order.lower() == "false" and threads == "1"
     value, unit = limit.split()
     assert unit == "MiB" and round(float(value)) == expected_mib, limit
