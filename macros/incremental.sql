@@ -16,3 +16,24 @@
     {%- endfor -%}
     {{ return(true) }}
 {%- endmacro %}
+
+{#- landed_since_built(raw_column, built_column): in an incremental build of a staging table
+    over a raw table merged on its key (rows replaced, never deleted), a filter keeping the
+    raw rows landed since the newest this table holds (that landing's rows are read again:
+    delete+insert on the key makes that harmless); nothing in a full build. -#}
+{% macro landed_since_built(raw_column='_recon_fetched_at', built_column='fetched_at') -%}
+    {%- if recon.is_incremental_with([built_column]) -%}
+        where {{ raw_column }} >= (
+            select coalesce(max(built.{{ built_column }}), {{ recon.epoch_timestamp() }})
+            from {{ this }} as built
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- delete_key_markers(columns): the post-hook of an incremental model whose batch carries one
+    key marker row per replaced key (these columns null, see stg_hubspot__associations): deletes
+    the markers once delete+insert has used them to replace the key's rows. -#}
+{% macro delete_key_markers(columns) -%}
+    delete from {{ this }}
+    where {% for column in columns %}{{ column }} is null{% if not loop.last %} and {% endif %}{% endfor %}
+{%- endmacro %}

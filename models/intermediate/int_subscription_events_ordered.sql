@@ -41,8 +41,11 @@ subscription_events as (
         and data_object_id is not null
     {% if recon.is_incremental_with(['fetched_at']) %}
             and data_object_id in (
+                -- the table itself, not the `events` CTE: a CTE read twice is materialised
+                -- whole (every event's JSON), which cost most of an incremental build of this
+                -- model at L
                 select newly_landed.data_object_id
-                from events as newly_landed
+                from {{ ref('int_stripe_events_deduped') }} as newly_landed
                 where newly_landed.fetched_at >= (
                     select coalesce(max(known.fetched_at), {{ recon.epoch_timestamp() }})
                     from {{ this }} as known

@@ -36,7 +36,8 @@ _DDL = {
     "raw_hubspot.properties": """
         object_type varchar, name varchar, type varchar, field_type varchar, payload varchar""",
     "raw_hubspot.associations": """
-        from_object_type varchar, from_id varchar, to_object_type varchar, payload varchar""",
+        from_object_type varchar, from_id varchar, to_object_type varchar, payload varchar,
+        _recon_fetched_at timestamp with time zone""",
     "recon_audit.ingest_runs": """
         run_id varchar, source varchar, started_at timestamp with time zone,
         finished_at timestamp with time zone, status varchar, full_refresh boolean,
@@ -260,8 +261,8 @@ class RawWorld:
                 [from_type, from_id, to_type],
             )
             con.execute(
-                "insert into raw_hubspot.associations values (?, ?, ?, ?)",
-                [from_type, from_id, to_type, json.dumps(to_list)],
+                "insert into raw_hubspot.associations values (?, ?, ?, ?, ?)",
+                [from_type, from_id, to_type, json.dumps(to_list), fetched],
             )
 
 

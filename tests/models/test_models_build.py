@@ -5,6 +5,7 @@ full rebuilds; and `recon build`'s exit codes."""
 from __future__ import annotations
 
 import copy
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,46 @@ def test_fct_mrr_of_a_small_account(built: tuple[Path, Path]) -> None:
     assert (may["opening_mrr"], may["churn_mrr"], may["closing_mrr"]) == (d(166), d(-90), d(76))
 
 
+def test_mart_keys_are_not_null_by_contract(built: tuple[Path, Path]) -> None:
+    """Every key a mart tests as unique is also never null, and in a contracted model that
+    rule is the contract's `not_null` constraint (no separate data test): the column is
+    NOT NULL in the warehouse, so a null fails the model's own build."""
+    warehouse, tmp = built
+    manifest = json.loads((tmp / "target" / "manifest.json").read_text())
+    constrained: set[tuple[str, str]] = set()
+    tested_not_null: set[tuple[str, str]] = set()
+    unique_keys: set[tuple[str, str]] = set()
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["config"]["contract"]["enforced"]:
+            for col in node["columns"].values():
+                if any(c["type"] == "not_null" for c in col.get("constraints", [])):
+                    constrained.add((node["name"], col["name"]))
+        if node["resource_type"] == "test" and node.get("column_name"):
+            test = (node.get("test_metadata") or {}).get("name")
+            model = manifest["nodes"].get(node.get("attached_node") or "", {}).get("name")
+            if model and test in ("unique", "not_null"):
+                target = unique_keys if test == "unique" else tested_not_null
+                target.add((model, node["column_name"]))
+    assert len(constrained) > 20
+    assert not constrained & tested_not_null, "a not_null test doubles a contract constraint"
+    assert unique_keys <= constrained | tested_not_null | {
+        (m, c) for (m, c) in unique_keys if m in _seed_names(manifest)
+    }, unique_keys - constrained - tested_not_null
+    nullable = {
+        (r["table_name"], r["column_name"])
+        for r in _query(
+            warehouse,
+            "select table_name, column_name from information_schema.columns "
+            "where is_nullable = 'YES'",
+        )
+    }
+    assert not constrained & nullable
+
+
+def _seed_names(manifest: dict[str, Any]) -> set[str]:
+    return {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "seed"}
+
+
 def test_findings_and_sync_rows(built: tuple[Path, Path]) -> None:
     warehouse, _ = built
     found = {
@@ -235,6 +276,13 @@ def _snapshot(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
         "from main_intermediate.int_subscription_items_priced",
         "attached": "select version_id, discount_id "
         "from main_intermediate.int_subscription_discounts_attached",
+        # the staging tables parsed incrementally
+        "associations": "select from_object_type, from_id, to_object_type, to_id, "
+        "association_type_id from main_staging.stg_hubspot__associations",
+        "companies": "select company_id, domain, fetched_at from main_staging.stg_hubspot__companies",
+        "customers": "select customer_id, email, fetched_at from main_staging.stg_stripe__customers",
+        "matches": "select customer_id, hubspot_company_id, match_method "
+        "from main_intermediate.int_customers_matched",
     }
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -253,6 +301,8 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
         world.add("subscriptions", so.subscription(
             f"sub_{n}", f"cus_{n}", [so.item(f"si_{n}", parts["monthly"])], start_date=APR01
         ))  # fmt: skip
+    # a contact whose company association is removed later (its list landed again, empty)
+    world.contact("201", "ops@beta.io", company_id="102")
     all_events = world.events
     world.events = [e for e in all_events if e["id"].startswith(("evt_b", "evt_d"))]
     world.write(warehouse, landed_at="2026-06-30T10:00:00")  # sub_b and sub_d land first
@@ -289,6 +339,11 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
         else x
         for x in world.stripe["subscriptions"]
     ]
+    world.associations = [
+        (f, i, t, [] if (f, i) == ("contacts", "201") else to) for f, i, t, to in world.associations
+    ]
+    gamma = next(c for c in world.hubspot["companies"] if c["id"] == "103")
+    gamma["properties"]["domain"] = "gamma.example"
     world.now = "2026-06-30T18:00:00"
     world.write(warehouse, landed_at="2026-06-30T18:00:00")
     _build(warehouse, tmp_path, exclude=["test_type:unit"])
@@ -319,6 +374,16 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     )
     assert {r["subscription_id"] for r in rebuilt if r["is_rebuilt"]} == {"sub_a", "sub_c", "sub_f"}
     assert mrr[("cus_f", "2026-06")][3] == "churn" and ("cus_e", "2026-06") in mrr
+    # the staging tables took the later landing: the emptied list has no row left (nor the
+    # key marker that replaced it), the changed company its new domain
+    contact_rows = _query(
+        warehouse,
+        "select count(*) as n from main_staging.stg_hubspot__associations "
+        "where from_id = '201' or to_id is null",
+    )
+    assert contact_rows[0]["n"] == 0
+    assert ("103", "gamma.example") in {(c[0], c[1]) for c in incremental["companies"]}
+    assert any(a[1] == "201" for a in before["associations"])
 
     _build(warehouse, tmp_path, exclude=["test_type:unit"], full_refresh=True)
     assert _snapshot(warehouse) == incremental

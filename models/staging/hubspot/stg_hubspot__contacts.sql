@@ -1,7 +1,18 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='contact_id',
+    )
+}}
+
+-- A table, not a view: parsed once per landing (only the rows landed since the last build
+-- are parsed again), where a view re-parsed every row's JSON for each model reading it.
 with
 
 source as (
     select * from {{ recon.raw_source('hubspot', 'contacts') }}
+    {{ recon.landed_since_built() }}
 ),
 
 renamed as (
