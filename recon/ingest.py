@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import time
@@ -275,6 +276,17 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _release_memory() -> None:
+    """Collect the extract's cyclic garbage (its HTTP responses, retry state: the collector
+    runs rarely during the run, see :func:`_few_collections`) and hand freed heap back to the
+    system (glibc's ``malloc_trim``; elsewhere nothing), so that the load starts from what
+    the process still holds. Measured at 100,000 customers: 592 MB → 455 MB before a
+    HubSpot load."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """recon's own error inside dlt's wrappers, else the innermost cause."""
     seen: set[int] = set()
@@ -349,6 +361,7 @@ def ingest_source(
             finally:
                 notes.clean_up()
             result.phases["extract"] = time.perf_counter() - t
+            _release_memory()  # before the load's DuckDB takes its share
             # crash tests: RECON_INGEST_KILL_AT=extracted|normalized, between dlt's steps
             kill_point("RECON_INGEST_KILL_AT", "extracted")
             t = time.perf_counter()

@@ -115,7 +115,8 @@ def hubspot_source(
     api.configure_limits(rate_limit_per_10s, search_rate_per_s)
     run_notes: RunNotes = notes or RunNotes()
     quarantine = Quarantine("hubspot")
-    landed_ids: dict[str, set[str]] = {t: set() for t in OBJECT_TYPES}
+    # the (unarchived) ids landed of the types whose associations are read (not companies)
+    landed_ids: dict[str, set[str]] = {f: set() for f, _ in ASSOCIATIONS}
     done: set[str] = set()
     reread = SpooledObjectIds(webhook_spool, quarantine, run_notes)
 
@@ -206,6 +207,7 @@ def hubspot_source(
         newest = None if full else cursor
         fresh: dict[str, int] = {}
         fresh_archived: dict[str, str] = {}
+        associated = landed_ids.get(object_type)
 
         def land(pages: Iterator[Any], archived_pass: bool) -> Iterator[pa.Table]:
             nonlocal yielded, newest
@@ -228,8 +230,8 @@ def hubspot_source(
                             continue
                         fresh[object_id] = modified
                         newest = modified if newest is None else max(newest, modified)
-                        if not row[3]:
-                            landed_ids[object_type].add(object_id)
+                        if not row[3] and associated is not None:
+                            associated.add(object_id)
                     buf.add(row)
                     if buf.full():
                         yield buf.take()
@@ -268,9 +270,11 @@ def hubspot_source(
         if object_type in run_notes.incomplete:
             return
         floor = None if newest is None else newest - overlap_ms
-        known = {**seen, **fresh}
         state["cursor"] = newest
-        state["seen"] = {i: m for i, m in known.items() if floor is None or m >= floor}
+        # the ids at the newest times, this run's over the last's (no copy of every id)
+        kept = {i: m for i, m in seen.items() if i not in fresh and (floor is None or m >= floor)}
+        kept.update((i, m) for i, m in fresh.items() if floor is None or m >= floor)
+        state["seen"] = kept
         state["archived"] = fresh_archived
         if full:
             state["full_at"] = now_s
@@ -300,13 +304,18 @@ def hubspot_source(
         yield from quarantine.drain()
 
     def finished(object_type: str) -> Iterator[pa.Table]:
+        # the ids the webhook spool asks to re-read, known before the type's own read: of
+        # the ids that read lands, only those are kept (to skip them), not every one
+        pending = reread.pending(object_type)
         landed: set[str] = set()
         for table in objects(object_type):
-            landed.update(table.column("id").to_pylist())
+            if pending:
+                landed.update(i for i in table.column("id").to_pylist() if i in pending)
             yield table
         props = properties_to_read(object_type, extra_properties)
         yield from reread.land(api, object_type, props, skip=landed, batch_rows=batch_rows)
-        landed_ids[object_type] |= reread.active.get(object_type, set())
+        if object_type in landed_ids:
+            landed_ids[object_type] |= reread.active.get(object_type, set())
         done.add(object_type)
 
     resources: list[DltResource] = [

@@ -15,6 +15,11 @@ them (``recon webhooks serve``) and the next ingest re-reads the objects they na
 * re-read active contacts and deals have their company associations read too (the caller
   adds them to the ids the ``associations`` resource reads).
 
+The spool is read once a run, as the first object type's own read starts (the ``hubspot``
+source asks for each type's pending ids before reading it, and keeps only those of the ids
+it lands): a notice spooled during that read waits for the next run, rather than being
+consumed for an id the read had already passed.
+
 The spool's HubSpot cursor moves only after the warehouse load committed
 (``RunNotes.after_load``); a failed re-read leaves the notices pending for the next run.
 """
