@@ -16,32 +16,21 @@ event_discounts as (
     select * from {{ ref('int_stripe_event_discounts') }}
 ),
 
-subscriptions as (
-    select * from {{ ref('stg_stripe__subscriptions') }}
-),
-
 customers as (
     select * from {{ ref('stg_stripe__customers') }}
 ),
 
--- most subscriptions carry no discount object: only these are unnested (a cheap test of
--- the text first; the unnesting below checks each element exactly)
-subscriptions_with_discount_objects as (
-    select * from subscriptions
-    where {{ recon.json_may_hold_object_in_array('subscriptions.discounts_json') }}
-),
-
-subscriptions_with_item_discount_objects as (
-    select * from subscriptions
-    where {{ recon.json_may_hold_object_in_array('subscriptions.items_json', 'discounts') }}
-),
-
+-- Each part reads the listed subscriptions itself, in a subquery, not from a shared CTE: a
+-- CTE read three times is materialised whole (every subscription's JSON), and DuckDB streams
+-- the unnesting (recon.json_array_rows) only over a table or a subquery (DECISIONLOG "Models:
+-- memory"). Most subscriptions carry no discount object: only these are unnested (a cheap
+-- test of the text first; the unnesting checks each element exactly).
 listed_documents as (
     select
         subscriptions.discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscriptions' as observed_in
-    from subscriptions
+    from {{ ref('stg_stripe__subscriptions') }} as subscriptions
     where {{ recon.json_type('subscriptions.discount_json') }} = 'object'
 
     union all
@@ -49,7 +38,13 @@ listed_documents as (
         subscription_discount.value_json as discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscriptions' as observed_in
-    from subscriptions_with_discount_objects as subscriptions
+    from (
+        select
+            listed.fetched_at,
+            listed.discounts_json
+        from {{ ref('stg_stripe__subscriptions') }} as listed
+        where {{ recon.json_may_hold_object_in_array('listed.discounts_json') }}
+    ) as subscriptions
     {{ recon.json_array_rows('subscriptions.discounts_json', 'subscription_discount') }}
     where {{ recon.json_type('subscription_discount.value_json') }} = 'object'
 
@@ -58,7 +53,13 @@ listed_documents as (
         item_discount.value_json as discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscription_items' as observed_in
-    from subscriptions_with_item_discount_objects as subscriptions
+    from (
+        select
+            listed.fetched_at,
+            listed.items_json
+        from {{ ref('stg_stripe__subscriptions') }} as listed
+        where {{ recon.json_may_hold_object_in_array('listed.items_json', 'discounts') }}
+    ) as subscriptions
     {{ recon.json_array_rows('subscriptions.items_json', 'subscription_item') }}
     {{ recon.json_array_rows(recon.json_get('subscription_item.value_json', 'discounts'), 'item_discount') }}
     where {{ recon.json_type('item_discount.value_json') }} = 'object'

@@ -11,44 +11,68 @@
 -- subscriptions and customers of older API versions carry a single `discount`; a
 -- subscription's `discounts` may hold objects. Read in both shapes (discount_columns).
 
-with
+{#- Each part reads the events it needs straight from the table, in a subquery, not from a
+    shared CTE: a CTE read three times is materialised whole (every event's JSON), and DuckDB
+    streams the unnesting (recon.json_array_rows) only over a table or a subquery (DECISIONLOG
+    "Models: memory"). -#}
+{%- set incremental = is_incremental() -%}
+{%- set not_read_yet -%}
+    deduped_events.fetched_at >= (
+        select coalesce(max(known.fetched_at), {{ recon.epoch_timestamp() }})
+        from {{ this }} as known
+    )
+    and not exists (
+        select 1 from {{ this }} as known
+        where known.observed_event_id = deduped_events.event_id
+    )
+{%- endset %}
 
-events as (
-    select deduped_events.* from {{ ref('int_stripe_events_deduped') }} as deduped_events
-    {% if is_incremental() %}
-        where
-            deduped_events.fetched_at >= (
-                select coalesce(max(known.fetched_at), {{ recon.epoch_timestamp() }})
-                from {{ this }} as known
-            )
-            and not exists (
-                select 1 from {{ this }} as known
-                where known.observed_event_id = deduped_events.event_id
-            )
-    {% endif %}
-),
+with
 
 discount_documents as (
     select
-        data_object_json as discount_json,
-        created_unix as observed_unix,
-        event_type as observed_in,
-        event_id as observed_event_id,
-        fetched_at
-    from events
-    where event_type like 'customer.discount.%'
+        events.data_object_json as discount_json,
+        events.created_unix as observed_unix,
+        events.event_type as observed_in,
+        events.event_id as observed_event_id,
+        events.fetched_at
+    from (
+        select
+            deduped_events.data_object_json,
+            deduped_events.created_unix,
+            deduped_events.event_type,
+            deduped_events.event_id,
+            deduped_events.fetched_at
+        from {{ ref('int_stripe_events_deduped') }} as deduped_events
+        where
+            deduped_events.event_type like 'customer.discount.%'
+        {% if incremental %}
+            and {{ not_read_yet }}
+        {% endif %}
+    ) as events
 
     union all
     select
-        {{ recon.json_get('data_object_json', 'discount') }} as discount_json,
-        created_unix as observed_unix,
-        event_type as observed_in,
-        event_id as observed_event_id,
-        fetched_at
-    from events
-    where
-        data_object_type in ('subscription', 'customer')
-        and {{ recon.json_type('data_object_json', 'discount') }} = 'object'
+        events.discount_json,
+        events.created_unix as observed_unix,
+        events.event_type as observed_in,
+        events.event_id as observed_event_id,
+        events.fetched_at
+    from (
+        select
+            {{ recon.json_get('deduped_events.data_object_json', 'discount') }} as discount_json,
+            deduped_events.created_unix,
+            deduped_events.event_type,
+            deduped_events.event_id,
+            deduped_events.fetched_at
+        from {{ ref('int_stripe_events_deduped') }} as deduped_events
+        where
+            deduped_events.data_object_type in ('subscription', 'customer')
+        {% if incremental %}
+            and {{ not_read_yet }}
+        {% endif %}
+    ) as events
+    where {{ recon.json_type('events.discount_json') }} = 'object'
 
     union all
     select
@@ -57,11 +81,22 @@ discount_documents as (
         events.event_type as observed_in,
         events.event_id as observed_event_id,
         events.fetched_at
-    from events
-    {{ recon.json_array_rows(recon.json_get('events.data_object_json', 'discounts'), 'subscription_discount') }}
-    where
-        events.data_object_type = 'subscription'
-        and {{ recon.json_type('subscription_discount.value_json') }} = 'object'
+    from (
+        select
+            {{ recon.json_get('deduped_events.data_object_json', 'discounts') }} as discounts_json,
+            deduped_events.created_unix,
+            deduped_events.event_type,
+            deduped_events.event_id,
+            deduped_events.fetched_at
+        from {{ ref('int_stripe_events_deduped') }} as deduped_events
+        where
+            deduped_events.data_object_type = 'subscription'
+        {% if incremental %}
+            and {{ not_read_yet }}
+        {% endif %}
+    ) as events
+    {{ recon.json_array_rows('events.discounts_json', 'subscription_discount') }}
+    where {{ recon.json_type('subscription_discount.value_json') }} = 'object'
 )
 
 select

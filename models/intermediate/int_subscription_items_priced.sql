@@ -24,23 +24,15 @@
 -- since the last one (and any whose tiers were missing); rows of versions that no longer
 -- exist are removed after the build.
 
-with
+{#- the fields read from each item (recon.json_strs) -#}
+{%- set item_paths = [
+    'id', 'quantity', 'price.id', 'price.product', 'price.product.id', 'price.currency',
+    'price.billing_scheme', 'price.tiers_mode', 'price.unit_amount', 'price.unit_amount_decimal',
+    'price.recurring.interval', 'price.recurring.interval_count', 'price.recurring.usage_type',
+    'price.transform_quantity.divide_by', 'price.transform_quantity.round',
+] %}
 
-versions as (
-    select all_versions.* from {{ ref('int_subscription_versions_unioned') }} as all_versions
-    {% if recon.is_incremental_with(['built_at', 'is_missing_tiers']) %}
-        where
-            all_versions.built_at > (
-                select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
-                from {{ this }} as known
-            )
-            or all_versions.version_id in (
-                select known.version_id
-                from {{ this }} as known
-                where known.is_missing_tiers
-            )
-    {% endif %}
-),
+with
 
 prices as (
     select * from {{ ref('stg_stripe__prices') }}
@@ -58,40 +50,77 @@ currency_exponents as (
     select * from {{ ref('currency_exponents') }}
 ),
 
-version_items as (
+version_item_documents as (
+    -- one row per item; its fields in one read of its JSON (recon.json_strs), not one read
+    -- per field. The versions come from a subquery, not a CTE: DuckDB streams the unnesting
+    -- over a table or a subquery, but over a CTE it first collects every distinct items
+    -- document in a hash table (DECISIONLOG "Models: memory").
     select
         versions.version_id,
         versions.subscription_id,
         versions.built_at,
         versions.currency as subscription_currency,
         subscription_item.idx + 1 as item_position,
-        {{ recon.json_str('subscription_item.value_json', 'id') }} as subscription_item_id,
-        cast({{ recon.json_str('subscription_item.value_json', 'quantity') }} as bigint) as quantity,
-        {{ recon.json_get('subscription_item.value_json', 'discounts') }} as item_discounts_json,
-        {{ recon.json_str('subscription_item.value_json', 'price.id') }} as price_id,
-        case
-            when {{ recon.json_type('subscription_item.value_json', 'price.product') }} = 'object'
-                then {{ recon.json_str('subscription_item.value_json', 'price.product.id') }}
-            else {{ recon.json_str('subscription_item.value_json', 'price.product') }}
-        end as nested_product_id,
-        upper({{ recon.json_str('subscription_item.value_json', 'price.currency') }}) as nested_currency,
-        {{ recon.json_str('subscription_item.value_json', 'price.billing_scheme') }} as nested_billing_scheme,
-        {{ recon.json_str('subscription_item.value_json', 'price.tiers_mode') }} as nested_tiers_mode,
-        cast({{ recon.json_str('subscription_item.value_json', 'price.unit_amount') }} as bigint) as nested_unit_amount,
-        cast(
-            {{ recon.json_str('subscription_item.value_json', 'price.unit_amount_decimal') }} as decimal(38, 12)
-        ) as nested_unit_amount_decimal,
-        {{ recon.json_str('subscription_item.value_json', 'price.recurring.interval') }} as nested_interval,
-        cast(
-            {{ recon.json_str('subscription_item.value_json', 'price.recurring.interval_count') }} as integer
-        ) as nested_interval_count,
-        {{ recon.json_str('subscription_item.value_json', 'price.recurring.usage_type') }} as nested_usage_type,
-        cast(
-            {{ recon.json_str('subscription_item.value_json', 'price.transform_quantity.divide_by') }} as bigint
-        ) as nested_divide_by,
-        {{ recon.json_str('subscription_item.value_json', 'price.transform_quantity.round') }} as nested_round
-    from versions
+        {{ recon.json_strs('subscription_item.value_json', item_paths) }} as item_fields,
+        {{ recon.json_types('subscription_item.value_json', ['price.product']) }} as product_types,
+        {{ recon.json_get('subscription_item.value_json', 'discounts') }} as item_discounts_json
+    from (
+        select
+            all_versions.version_id,
+            all_versions.subscription_id,
+            all_versions.built_at,
+            all_versions.currency,
+            all_versions.items_json
+        from {{ ref('int_subscription_versions_unioned') }} as all_versions
+        {% if recon.is_incremental_with(['built_at', 'is_missing_tiers']) %}
+            where
+                all_versions.built_at > (
+                    select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
+                    from {{ this }} as known
+                )
+                or all_versions.version_id in (
+                    select known.version_id
+                    from {{ this }} as known
+                    where known.is_missing_tiers
+                )
+        {% endif %}
+    ) as versions
     {{ recon.json_array_rows('versions.items_json', 'subscription_item') }}
+),
+
+version_items as (
+    select
+        version_id,
+        subscription_id,
+        built_at,
+        subscription_currency,
+        item_position,
+        {{ recon.json_strs_at('item_fields', item_paths, 'id') }} as subscription_item_id,
+        cast({{ recon.json_strs_at('item_fields', item_paths, 'quantity') }} as bigint) as quantity,
+        item_discounts_json,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.id') }} as price_id,
+        case
+            when {{ recon.json_types_at('product_types', ['price.product'], 'price.product') }} = 'object'
+                then {{ recon.json_strs_at('item_fields', item_paths, 'price.product.id') }}
+            else {{ recon.json_strs_at('item_fields', item_paths, 'price.product') }}
+        end as nested_product_id,
+        upper({{ recon.json_strs_at('item_fields', item_paths, 'price.currency') }}) as nested_currency,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.billing_scheme') }} as nested_billing_scheme,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.tiers_mode') }} as nested_tiers_mode,
+        cast({{ recon.json_strs_at('item_fields', item_paths, 'price.unit_amount') }} as bigint) as nested_unit_amount,
+        cast(
+            {{ recon.json_strs_at('item_fields', item_paths, 'price.unit_amount_decimal') }} as decimal(38, 12)
+        ) as nested_unit_amount_decimal,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.recurring.interval') }} as nested_interval,
+        cast(
+            {{ recon.json_strs_at('item_fields', item_paths, 'price.recurring.interval_count') }} as integer
+        ) as nested_interval_count,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.recurring.usage_type') }} as nested_usage_type,
+        cast(
+            {{ recon.json_strs_at('item_fields', item_paths, 'price.transform_quantity.divide_by') }} as bigint
+        ) as nested_divide_by,
+        {{ recon.json_strs_at('item_fields', item_paths, 'price.transform_quantity.round') }} as nested_round
+    from version_item_documents
 ),
 
 items_with_prices as (

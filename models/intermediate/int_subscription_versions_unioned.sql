@@ -38,21 +38,32 @@
 
 with
 
-all_ordered_events as (
-    select * from {{ ref('int_subscription_events_ordered') }}
-),
-
+-- The events are read from the table in each place, not from an import CTE: a CTE read more
+-- than once is materialised whole (every event's JSON). Each event's state is read from its
+-- JSON once here (recon.subscription_state_documents), and the previous_attributes of a first
+-- event that is not `.created` (the state before it, below; the others are not read).
 ordered_events as (
     select
-        all_ordered_events.*,
-        max(all_ordered_events.fetched_at) over (
-            partition by all_ordered_events.subscription_id
+        {{ recon.subscription_state_documents(
+            'events.data_object_json',
+            "case when events.event_sequence = 1 and events.event_type <> 'customer.subscription.created'"
+            ~ ' then events.previous_attributes_json end'
+        ) }}
+        events.subscription_id,
+        events.event_id,
+        events.event_type,
+        events.event_sequence,
+        events.is_order_tied,
+        events.created_unix,
+        events.api_version,
+        max(events.fetched_at) over (
+            partition by events.subscription_id
         ) as events_fetched_at
-    from all_ordered_events
+    from {{ ref('int_subscription_events_ordered') }} as events
     {% if recon.is_incremental_with(['events_fetched_at']) %}
-        where all_ordered_events.subscription_id in (
+        where events.subscription_id in (
             select newly_landed.subscription_id
-            from all_ordered_events as newly_landed
+            from {{ ref('int_subscription_events_ordered') }} as newly_landed
             where newly_landed.fetched_at >= (
                 select coalesce(max(known.events_fetched_at), {{ recon.epoch_timestamp() }})
                 from {{ this }} as known
@@ -78,7 +89,7 @@ event_versions as (
         is_order_tied,
         created_unix as valid_from_unix,
         api_version,
-        {{ recon.subscription_state_columns('data_object_json') }}
+        {{ recon.subscription_state_columns() }}
         events_fetched_at,
         cast(null as {{ dbt.type_string() }}) as listed_state_md5
     from ordered_events
@@ -92,7 +103,7 @@ states_before_first_event as (
         event_type,
         created_unix as clip_unix,
         api_version,
-        {{ recon.subscription_state_columns('data_object_json', 'previous_attributes_json') }}
+        {{ recon.subscription_state_columns(overlay=true) }}
         events_fetched_at,
         cast(null as {{ dbt.type_string() }}) as listed_state_md5
     from ordered_events
@@ -103,31 +114,38 @@ states_before_first_event as (
 
 subscriptions_without_events as (
     select
-        listed_subscriptions.subscription_id,
+        listed_documents.subscription_id,
         'life_story' as version_source,
         cast(null as varchar) as event_id,
         cast(null as varchar) as event_type,
         cast(null as bigint) as clip_unix,
-        listed_subscriptions.api_version,
-        {{ recon.subscription_state_columns('listed_subscriptions.subscription_json') }}
+        listed_documents.api_version,
+        {{ recon.subscription_state_columns() }}
         cast(null as timestamp with time zone) as events_fetched_at,
-        listed_subscriptions.listed_state_md5
-    from listed_subscriptions
-    where
-        not exists (
-            select 1
-            from all_ordered_events
-            where all_ordered_events.subscription_id = listed_subscriptions.subscription_id
-        )
-    {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5']) %}
-        and not exists (
-            select 1
-            from {{ this }} as known
-            where
-                known.subscription_id = listed_subscriptions.subscription_id
-                and known.listed_state_md5 = listed_subscriptions.listed_state_md5
-        )
-    {% endif %}
+        listed_documents.listed_state_md5
+    from (
+        select
+            {{ recon.subscription_state_documents('listed_subscriptions.subscription_json') }}
+            listed_subscriptions.subscription_id,
+            listed_subscriptions.api_version,
+            listed_subscriptions.listed_state_md5
+        from listed_subscriptions
+        where
+            not exists (
+                select 1
+                from {{ ref('int_subscription_events_ordered') }} as subscription_events
+                where subscription_events.subscription_id = listed_subscriptions.subscription_id
+            )
+        {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5']) %}
+            and not exists (
+                select 1
+                from {{ this }} as known
+                where
+                    known.subscription_id = listed_subscriptions.subscription_id
+                    and known.listed_state_md5 = listed_subscriptions.listed_state_md5
+            )
+        {% endif %}
+    ) as listed_documents
 ),
 
 life_stories as (
