@@ -154,8 +154,8 @@ LOAD_THREADS = 1
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """DuckDB settings of a load's connection: ``RECON_DUCKDB_LOAD_MEMORY_LIMIT``, else
     :data:`LOAD_MEMORY_LIMIT_DEFAULT`.  Its own knob, apart from the build's
-    ``RECON_DUCKDB_MEMORY_LIMIT``: a load's statements spill, some of the models' JSON
-    unnesting does not, so a build may need more than a load should hold."""
+    ``RECON_DUCKDB_MEMORY_LIMIT`` (both 1 GB by default): a load runs on one thread, a
+    build on ``RECON_DUCKDB_THREADS``, and what cannot spill grows with the threads."""
     env = os.environ if environ is None else environ
     return {
         "memory_limit": env.get("RECON_DUCKDB_LOAD_MEMORY_LIMIT") or LOAD_MEMORY_LIMIT_DEFAULT,

@@ -326,9 +326,11 @@ def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
 
     env = os.environ if environ is None else environ
     return {
-        "duckdb_memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or "80% (DuckDB's default)",
+        # the defaults are profiles.yml's
+        "duckdb_memory_limit": env.get("RECON_DUCKDB_MEMORY_LIMIT") or "1GB",
+        "duckdb_threads": env.get("RECON_DUCKDB_THREADS") or "2",
         "duckdb_load_memory_limit": str(load_settings(env)["memory_limit"]),
-        "dbt_threads": env.get("RECON_DBT_THREADS") or "2",  # profiles.yml's default
+        "dbt_threads": env.get("RECON_DBT_THREADS") or "2",
     }
 
 
@@ -405,7 +407,8 @@ def _settings_line(result: dict[str, Any]) -> str:
         return ""
     return (
         f"DuckDB memory_limit: build {st.get('duckdb_memory_limit')} "
-        f"(RECON_DUCKDB_MEMORY_LIMIT), loads {st.get('duckdb_load_memory_limit', '-')} "
+        f"(RECON_DUCKDB_MEMORY_LIMIT) on {st.get('duckdb_threads', '-')} threads "
+        f"(RECON_DUCKDB_THREADS), loads {st.get('duckdb_load_memory_limit', '-')} "
         f"(RECON_DUCKDB_LOAD_MEMORY_LIMIT); dbt threads {st.get('dbt_threads')}."
     )
 

@@ -113,19 +113,22 @@ def test_results_record_the_memory_knobs_they_ran_with() -> None:
     from recon.bench.report import settings
 
     assert settings({}) == {
-        "duckdb_memory_limit": "80% (DuckDB's default)",
+        "duckdb_memory_limit": "1GB",
+        "duckdb_threads": "2",
         "duckdb_load_memory_limit": "1GB",
         "dbt_threads": "2",
     }
     got = settings(
         {
             "RECON_DUCKDB_MEMORY_LIMIT": "1300MB",
+            "RECON_DUCKDB_THREADS": "4",
             "RECON_DUCKDB_LOAD_MEMORY_LIMIT": "800MB",
             "RECON_DBT_THREADS": "1",
         }
     )
     assert got == {
         "duckdb_memory_limit": "1300MB",
+        "duckdb_threads": "4",
         "duckdb_load_memory_limit": "800MB",
         "dbt_threads": "1",
     }

@@ -65,7 +65,8 @@ discounts_attached as (
         version_id,
         discount_id,
         discount_level,
-        discount_position
+        discount_position,
+        subscription_item_id
     from {{ ref('int_subscription_discounts_attached') }}
 ),
 
@@ -143,11 +144,13 @@ discount_summaries as (
         discounts_attached.version_id,
         {{ recon.ordered_agg(
             'discounts_attached.discount_id',
-            'discounts_attached.discount_level, discounts_attached.discount_position'
+            'discounts_attached.discount_level, discounts_attached.discount_position, '
+            'discounts_attached.subscription_item_id, discounts_attached.discount_id'
         ) }} as discount_ids,
         {{ recon.ordered_agg(
             "coalesce(discounts.coupon_id, '?')",
-            'discounts_attached.discount_level, discounts_attached.discount_position'
+            'discounts_attached.discount_level, discounts_attached.discount_position, '
+            'discounts_attached.subscription_item_id, discounts_attached.discount_id'
         ) }} as coupon_ids
     from discounts_attached
     left join discounts

@@ -39,7 +39,8 @@ discounts_attached as (
         version_id,
         discount_id,
         discount_level,
-        discount_position
+        discount_position,
+        subscription_item_id
     from {{ ref('int_subscription_discounts_attached') }}
 ),
 
@@ -56,7 +57,9 @@ item_summaries as (
 discount_summaries as (
     select
         version_id,
-        {{ recon.ordered_agg('discount_id', 'discount_level, discount_position') }} as discount_ids
+        {{ recon.ordered_agg(
+            'discount_id', 'discount_level, discount_position, subscription_item_id, discount_id'
+        ) }} as discount_ids
     from discounts_attached
     group by version_id
 )
