@@ -289,6 +289,9 @@ def hubspot_source(
                 'next_item_mode = "fifo" (recon ingest does)'
             )
         for from_type, to_type in ASSOCIATIONS:
+            # stamped per batch, not once per pair: the staging table re-reads the rows at
+            # the newest stamp it holds (models/staging/hubspot/stg_hubspot__associations),
+            # which with one stamp for every list of a full listing was all of them
             fetched = utcnow()
             for from_id, to_list in read_associations(
                 api, from_type, to_type, landed_ids[from_type]
@@ -298,6 +301,7 @@ def hubspot_source(
                 if buf.full():
                     yield buf.take()
                     yielded = True
+                    fetched = utcnow()
         yield from buf.drain(yielded_before=yielded)
 
     def quarantined() -> Iterator[pa.Table]:

@@ -132,3 +132,28 @@ def test_results_record_the_memory_knobs_they_ran_with() -> None:
         "duckdb_load_memory_limit": "800MB",
         "dbt_threads": "1",
     }
+
+
+def test_scaling_reports_hubspot_requests_beside_the_time() -> None:
+    """A stage paced by HubSpot's window takes a time that steps with the windows its
+    requests need: the report keeps the time ratio (and the missed target) and shows the
+    requests ratio beside it."""
+    from recon.bench.report import scaling, targets
+
+    def stage(name: str, seconds: float, requests: int | None = None) -> dict[str, object]:
+        detail = {} if requests is None else {"hubspot_requests": requests}
+        return {"key": f"cpu:{name}", "name": name, "status": "ok", "seconds": seconds,
+                "detail": detail}  # fmt: skip
+
+    small = {"size": "M", "customers": 20_000,
+             "stages": [stage("build", 10.0), stage("sync.plan", 0.5, 60)]}  # fmt: skip
+    big = {"size": "L", "customers": 100_000,
+           "stages": [stage("build", 30.0), stage("sync.plan", 11.0, 330)]}  # fmt: skip
+    sc = scaling(big, (Path("2026-12-02-M.json"), small))
+    assert sc["stages"] == {"cpu:build": 3.0, "cpu:sync.plan": 22.0}
+    assert sc["hubspot_requests"] == {"cpu:sync.plan": 5.5}
+    assert sc["worst"] == {"stage": "cpu:sync.plan", "ratio": 22.0} and sc["met"] is False
+    ratios = {"cpu_ingest": {}, "latency_ingest": {}, "sync": None, "incremental": None}
+    rows = targets(dict(big, scaling=sc, ratios=ratios, peak_rss_mb=None))
+    row = next(r for r in rows if r["target"].startswith("time at L"))
+    assert "HubSpot requests 5.5x" in row["note"]
