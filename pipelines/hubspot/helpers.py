@@ -506,7 +506,9 @@ class _PlainListing(_Listing):
 
 def _numeric_id(obj: Any) -> int | None:
     value = obj.get("id") if isinstance(obj, dict) else None
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it
+    ok = isinstance(value, str) and value.isascii() and value.isdigit()
+    return int(value) if ok else None
 
 
 class _ObjectListing(_Listing):

@@ -255,3 +255,14 @@ def test_an_association_spill_is_read_once_and_keeps_whole_lines() -> None:
         spill.write([("5", [])])
     assert list(spill) == []
     hh.AssociationSpill().close()  # never written: nothing to close
+
+
+def test_only_ascii_digit_ids_are_numeric() -> None:
+    """HubSpot's ids are ASCII digits; anything else (``"²"`` would make ``int`` raise) is
+    treated as not numeric, as a missing id is."""
+    from pipelines.hubspot.helpers import _numeric_id
+
+    assert _numeric_id({"id": "123"}) == 123
+    assert _numeric_id({"id": "²"}) is None
+    assert _numeric_id({"id": "١٢"}) is None  # Arabic-Indic digits
+    assert _numeric_id({"id": 5}) is None and _numeric_id("x") is None
