@@ -17,6 +17,16 @@
     {{ return(true) }}
 {%- endmacro %}
 
+{#- built_since_last_build(relation): in an incremental build of a model over the subscription
+    versions, a condition keeping the versions (``relation``: their alias) rebuilt since the
+    newest this model holds (``built_at`` is the build's start, the same in every model). -#}
+{% macro built_since_last_build(relation) -%}
+    {{ relation }}.built_at > (
+        select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
+        from {{ this }} as known
+    )
+{%- endmacro %}
+
 {#- landed_since_built(raw_column, built_column): in an incremental build of a staging table
     over a raw table merged on its key (rows replaced, never deleted), a filter keeping the
     raw rows landed since the newest this table holds (that landing's rows are read again:

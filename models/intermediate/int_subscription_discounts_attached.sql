@@ -20,12 +20,7 @@
     and DuckDB streams the unnesting (recon.json_array_rows) only over a table or a subquery
     (DECISIONLOG "Models: memory"). -#}
 {%- set incremental = recon.is_incremental_with(['built_at']) -%}
-{%- set built_since_last_build -%}
-    all_versions.built_at > (
-        select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
-        from {{ this }} as known
-    )
-{%- endset %}
+{%- set built_since_last_build = recon.built_since_last_build('all_versions') %}
 
 with
 

@@ -74,10 +74,7 @@ version_item_documents as (
         from {{ ref('int_subscription_versions_unioned') }} as all_versions
         {% if recon.is_incremental_with(['built_at', 'is_missing_tiers']) %}
             where
-                all_versions.built_at > (
-                    select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
-                    from {{ this }} as known
-                )
+                {{ recon.built_since_last_build('all_versions') }}
                 or all_versions.version_id in (
                     select known.version_id
                     from {{ this }} as known
