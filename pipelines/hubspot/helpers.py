@@ -507,8 +507,9 @@ class _PlainListing(_Listing):
 def _numeric_id(obj: Any) -> int | None:
     value = obj.get("id") if isinstance(obj, dict) else None
     # ASCII digits only: "²".isdigit() is true, and int() refuses it
-    ok = isinstance(value, str) and value.isascii() and value.isdigit()
-    return int(value) if ok else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 class _ObjectListing(_Listing):
