@@ -200,9 +200,7 @@ def test_mart_keys_are_not_null_by_contract(built: tuple[Path, Path]) -> None:
                 target.add((model, node["column_name"]))
     assert len(constrained) > 20
     assert not constrained & tested_not_null, "a not_null test doubles a contract constraint"
-    assert unique_keys <= constrained | tested_not_null | {
-        (m, c) for (m, c) in unique_keys if m in _seed_names(manifest)
-    }, unique_keys - constrained - tested_not_null
+    assert unique_keys <= constrained | tested_not_null, unique_keys - constrained - tested_not_null
     nullable = {
         (r["table_name"], r["column_name"])
         for r in _query(
@@ -212,10 +210,6 @@ def test_mart_keys_are_not_null_by_contract(built: tuple[Path, Path]) -> None:
         )
     }
     assert not constrained & nullable
-
-
-def _seed_names(manifest: dict[str, Any]) -> set[str]:
-    return {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "seed"}
 
 
 def test_findings_and_sync_rows(built: tuple[Path, Path]) -> None:
