@@ -47,3 +47,36 @@
     delete from {{ this }}
     where {% for column in columns %}{{ column }} is null{% if not loop.last %} and {% endif %}{% endfor %}
 {%- endmacro %}
+
+{#- build_started_at(): the start of this dbt invocation as a timestamp, the same in every model
+    of a build: what `built_at` and `changed_at` columns hold. -#}
+{% macro build_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+{#- row_md5(exprs): an md5 of the values as text, each prefixed with its length (a null is an
+    empty field, apart from any text): a fingerprint of a row that changes with any of them. -#}
+{% macro row_md5(exprs) -%}
+    md5(concat(
+        {%- for expr in exprs %}
+            length(cast({{ expr }} as varchar)), ':', cast({{ expr }} as varchar){% if not loop.last %}, '|',{% endif %}
+        {%- endfor %}
+    ))
+{%- endmacro %}
+
+{#- last_built_at(): in an incremental build, the newest `built_at` this model holds (the start
+    of its last build). -#}
+{% macro last_built_at() -%}
+    (select max(known.built_at) from {{ this }} as known)
+{%- endmacro %}
+
+{#- in_rebuild_scope(month_expr, key_expr, changed): in the incremental build of an MRR model
+    (int_subscription_mrr_snapshotted, fct_mrr), whether a row is in the scope it recomputes:
+    its month is at or after the model's `rebuild_scope.from_month`, or its key (subscription
+    or customer) is in the CTE ``changed`` (column ``key``). -#}
+{% macro in_rebuild_scope(month_expr, key_expr, changed, key) -%}
+    (
+        {{ month_expr }} >= (select rebuild_scope.from_month from rebuild_scope)
+        or {{ key_expr }} in (select {{ changed }}.{{ key }} from {{ changed }})
+    )
+{%- endmacro %}

@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['subscription_id', 'month'],
+        on_schema_change='append_new_columns',
+        post_hook="{{ recon.delete_key_markers(['built_at']) }}",
+    )
+}}
+
 -- Each subscription's MRR at each month's snapshot instant (int_reporting_months), in the
 -- subscription's currency, full precision (mrr.md §1-7):
 -- * the version in effect at the instant (the latest with valid_from <= t);
@@ -12,11 +22,25 @@
 --   by the interval of the first licensed item) is taken off the eligible items in item
 --   order, none below 0. A discount with an unknown coupon, or an amount_off in no currency of the
 --   subscription, is ignored and listed in `ignored_discount_ids`.
+-- Incremental: a build recomputes the subscriptions whose inputs changed since this model's
+-- last build (int_subscription_mrr_inputs), and every subscription from the earlier of the
+-- last build's newest month and the current month on (the current month is measured at
+-- `as_of`, which moves). The rows it had in that scope and no longer computes are replaced by
+-- key markers (`built_at` null) that the post-hook deletes; so are the rows of an older
+-- version of this table, which had no `built_at`.
+-- depends_on: {{ ref('int_subscription_mrr_inputs') }}
 
 {%- set policy = recon.mrr_discount_policy() -%}
 {%- set item_steps = recon.max_item_discount_steps() -%}
 {%- set subscription_steps = recon.max_subscription_discount_steps() -%}
 {%- set all_steps = item_steps + subscription_steps %}
+{%- set incremental = recon.is_incremental_with(['built_at']) %}
+{%- set row_columns = [
+    'subscription_id', 'month', 'customer_id', 'currency', 'snapshot_unix', 'is_current_month',
+    'version_id', 'status', 'is_collection_paused', 'is_counted', 'gross_mrr', 'mrr',
+    'n_counted_items', 'n_discounts_applied', 'max_item_step_number',
+    'max_subscription_step_number', 'ignored_discount_ids',
+] %}
 
 with
 
@@ -43,6 +67,24 @@ discounts_resolved as (
 currency_exponents as (
     select * from {{ ref('currency_exponents') }}
 ),
+
+{% if incremental %}
+    rebuild_scope as (
+        -- from the earlier of the newest month built last time and the current month
+        select
+            least(
+                coalesce((select max(known.month) from {{ this }} as known), max(months.month)),
+                max(months.month)
+            ) as from_month
+        from months
+    ),
+
+    changed_subscriptions as (
+        select distinct subscription_id
+        from {{ ref('int_subscription_mrr_inputs') }}
+        where changed_at > {{ recon.last_built_at() }}
+    ),
+{% endif %}
 
 subscription_first_months as (
     select
@@ -80,11 +122,15 @@ subscription_months as (
             subscription_first_months.subscription_id = versions.subscription_id
             and months.snapshot_unix >= versions.valid_from_unix
             and (versions.valid_to_unix is null or months.snapshot_unix < versions.valid_to_unix)
-    where not (
+    where
+        not (
             versions.valid_to_unix is null
             and versions.status in ('canceled', 'incomplete_expired')
             and versions.valid_from_unix < {{ recon.date_to_unix('months.month') }}
         )
+        and {{ recon.in_rebuild_scope(
+            'months.month', 'versions.subscription_id', 'changed_subscriptions', 'subscription_id'
+        ) if incremental else 'true' }}
 ),
 
 counted_items as (
@@ -452,7 +498,8 @@ select
     coalesce(discount_counts.n_discounts_applied, 0) as n_discounts_applied,
     coalesce(discount_counts.max_item_step_number, 0) as max_item_step_number,
     coalesce(discount_counts.max_subscription_step_number, 0) as max_subscription_step_number,
-    ignored_discounts.ignored_discount_ids
+    ignored_discounts.ignored_discount_ids,
+    {{ recon.build_started_at() }} as built_at
 from subscription_months
 left join gross_amounts
     on
@@ -470,3 +517,20 @@ left join ignored_discounts
     on
         subscription_months.subscription_id = ignored_discounts.subscription_id
         and subscription_months.month = ignored_discounts.month
+{% if incremental %}
+    union all
+    -- key markers: the rows in the rebuilt scope that are no longer computed
+    select
+        {% for column in row_columns %}known.{{ column }},{% endfor %}
+        cast(null as timestamp) as built_at
+    from {{ this }} as known
+    where
+        {{ recon.in_rebuild_scope('known.month', 'known.subscription_id', 'changed_subscriptions', 'subscription_id') }}
+        and not exists (
+            select 1
+            from subscription_months
+            where
+                subscription_months.subscription_id = known.subscription_id
+                and subscription_months.month = known.month
+        )
+{% endif %}

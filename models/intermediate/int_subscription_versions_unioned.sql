@@ -313,5 +313,5 @@ select
     api_version,
     events_fetched_at,
     listed_state_md5,
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as built_at
+    {{ recon.build_started_at() }} as built_at
 from sequenced

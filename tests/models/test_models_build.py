@@ -400,3 +400,134 @@ def test_recon_build_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert main(["build", "--warehouse", str(warehouse), *policy]) == 2
     assert main(["build", "--warehouse", str(warehouse), "--select", "no_such_model"]) == 2
     assert main([*base, "--var", "not-a-pair"]) == 2
+
+
+MRR_SELECT = ["+fct_mrr"]
+# the tests of fct_mrr that read models outside +fct_mrr
+MRR_EXCLUDE = ["test_type:unit", "test_type:singular", "test_name:relationships"]
+
+
+def _mrr_tables(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every column of the incremental MRR models but `built_at` (and, for the fingerprints,
+    the pairs that exist, without `changed_at`)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        for name, relation in (
+            ("snapshotted", "main_intermediate.int_subscription_mrr_snapshotted"),
+            ("fct_mrr", "main.fct_mrr"),
+        ):
+            out[name] = sorted(
+                con.execute(f"select * exclude (built_at) from {relation}").fetchall(), key=repr
+            )
+        out["inputs"] = sorted(
+            con.execute(
+                "select subscription_id, customer_id, inputs_md5 "
+                "from main_intermediate.int_subscription_mrr_inputs where inputs_md5 is not null"
+            ).fetchall()
+        )
+        return out
+    finally:
+        con.close()
+
+
+def _assert_equals_full_rebuild(warehouse: Path, tmp: Path, **kw: Any) -> None:
+    """A full rebuild of a copy of the warehouse gives the MRR models' rows exactly."""
+    copy_dir = tmp / "full"
+    copy_dir.mkdir(exist_ok=True)
+    full = copy_dir / "warehouse.duckdb"
+    full.write_bytes(warehouse.read_bytes())
+    _build(full, copy_dir, select=MRR_SELECT, exclude=MRR_EXCLUDE, full_refresh=True, **kw)
+    incremental, rebuilt = _mrr_tables(warehouse), _mrr_tables(full)
+    for name in incremental:
+        assert incremental[name] == rebuilt[name], name
+
+
+def _rewritten(warehouse: Path, relation: str, key: str) -> set[tuple[str, str]]:
+    """The (key, month) rows the last build wrote."""
+    got = _query(
+        warehouse,
+        f"select {key} as k, strftime(month, '%Y-%m') as m from {relation} "
+        f"where built_at = (select max(built_at) from {relation})",
+    )
+    return {(r["k"], r["m"]) for r in got}
+
+
+def test_incremental_mrr_follows_discounts_months_and_vars(tmp_path: Path) -> None:
+    """int_subscription_mrr_snapshotted and fct_mrr recompute only the changed subscriptions
+    (and their customers) and the months from the current one on, and end as a full rebuild
+    would: after a customer-level discount with no subscription event, a new month, an as_of
+    moved back and a change of vars."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    world, parts = mini_world()
+    world.add("customers", so.customer("cus_e", email="e@example.org"))
+    world.add("subscriptions", so.subscription(
+        "sub_e", "cus_e", [so.item("si_e", parts["monthly"])], start_date=APR01
+    ))  # fmt: skip
+    # cus_x pays from Jan 15, free (100 % off) from Mar 1 to Jul 1, pays again in July: a
+    # reactivation that no change of its own brings, only the month
+    world.add("coupons", so.coupon("FREE4", percent_off=100.0, duration="repeating",
+                                   duration_in_months=4))  # fmt: skip
+    world.add("customers", so.customer("cus_x", email="x@example.org"))
+    di_x = so.discount("di_x", "FREE4", customer="cus_x", start=ts("2026-03-01T00:00:00"),
+                       end=ts("2026-07-01T00:00:00"), subscription="sub_x")  # fmt: skip
+    world.add("subscriptions", so.subscription(
+        "sub_x", "cus_x", [so.item("si_x", parts["monthly"])], start_date=JAN15, discounts=[di_x]
+    ))  # fmt: skip
+    world.write(warehouse, landed_at="2026-06-30T12:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    mrr = _mrr(warehouse)
+    assert mrr[("cus_e", "2026-06")][1] == Decimal(19)
+    assert mrr[("cus_x", "2026-03")][3] == "churn" and ("cus_x", "2026-06") not in mrr
+
+    # 1. a customer-level discount for cus_e: no event of its subscription, which keeps its
+    # versions; only its fingerprint (its customer's discounts) changes
+    di_e = so.discount("di_e", "TENOFF", customer="cus_e", start=JUN15)
+    world.event("evt_e1", "customer.discount.created", JUN15, di_e)
+    world.now = "2026-06-30T18:00:00"
+    world.write(warehouse, landed_at="2026-06-30T18:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    mrr = _mrr(warehouse)
+    assert mrr[("cus_e", "2026-06")] == ("USD", Decimal("17.1"), Decimal("17.1"), "contraction")
+    changed = _query(
+        warehouse,
+        "select subscription_id from main_intermediate.int_subscription_mrr_inputs "
+        "where changed_at = (select max(changed_at) "
+        "from main_intermediate.int_subscription_mrr_inputs)",
+    )
+    assert {r["subscription_id"] for r in changed} == {"sub_e"}
+    # sub_e's months, and every subscription's current month: nothing else was recomputed
+    snapshotted = _rewritten(
+        warehouse, "main_intermediate.int_subscription_mrr_snapshotted", "subscription_id"
+    )
+    assert {s for s, m in snapshotted if m != "2026-06"} == {"sub_e"}
+    assert {m for s, m in snapshotted if s != "sub_e"} == {"2026-06"}
+    fct = _rewritten(warehouse, "main.fct_mrr", "customer_id")
+    assert {c for c, m in fct if m != "2026-06"} == {"cus_e"}
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 2. the next month starts: June is measured at its end, July at as_of
+    world.now = "2026-07-01T06:00:00"
+    world.write(warehouse, landed_at="2026-07-01T06:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    assert {m for _, m in _rewritten(warehouse, "main.fct_mrr", "customer_id")} == {
+        "2026-06",
+        "2026-07",
+    }
+    mrr = _mrr(warehouse)
+    assert ("cus_a", "2026-07") in mrr
+    assert mrr[("cus_x", "2026-07")] == ("USD", Decimal(19), Decimal(19), "reactivation")
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 3. as_of moved back to May: the months after it go (key markers), May is measured again
+    back = {"as_of": "2026-05-10T00:00:00Z"}
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE, vars=back)
+    months = {m for _, m in _mrr(warehouse)}
+    assert max(months) == "2026-05"
+    _assert_equals_full_rebuild(warehouse, tmp_path, vars=back)
+
+    # 4. a var the MRR rules read: every subscription is recomputed
+    policy = {"mrr_discount_policy": "none"}
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE, vars=policy)
+    assert _mrr(warehouse)[("cus_e", "2026-07")][1] == Decimal(19)
+    _assert_equals_full_rebuild(warehouse, tmp_path, vars=policy)

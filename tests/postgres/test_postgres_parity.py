@@ -45,6 +45,7 @@ MARTS = (
     "sync_hubspot__companies",
 )
 TOLERANCE = 1e-6
+BUILD_TIME_COLUMNS = {"built_at"}
 
 
 def _normal(value: Any) -> Any:
@@ -101,7 +102,11 @@ def _relations(target: Path) -> dict[str, str]:
 def _rows(cursor: Any, relation: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     cursor.execute(f"select * from {relation}")
     columns = [d[0] for d in cursor.description]
-    order = sorted(range(len(columns)), key=lambda i: columns[i])
+    # when a row was built is not data: each engine's build started at its own time
+    order = sorted(
+        (i for i in range(len(columns)) if columns[i] not in BUILD_TIME_COLUMNS),
+        key=lambda i: columns[i],
+    )
     rows = [tuple(_normal(r[i]) for i in order) for r in cursor.fetchall()]
     return [columns[i] for i in order], sorted(rows, key=_sort_key)
 

@@ -1,10 +1,62 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['customer_id', 'month'],
+        on_schema_change='append_new_columns',
+        post_hook="{{ recon.delete_key_markers(['built_at']) }}",
+    )
+}}
+
 -- One row per Stripe customer and calendar month where the MRR of that month or of the
 -- month before is above 0 (mrr.md §7-9): MRR in the billing and the reporting currency, the
 -- reporting MRR of the month before, and the movement between them.
+-- Incremental: a build recomputes every month of the customers whose subscriptions changed
+-- since this model's last build (int_subscription_mrr_inputs: their customers before and
+-- after), and every customer from the earlier of the newest month built last time and the
+-- current month on, from the month before it (the movement compares with it) and with
+-- whether the customer paid before that (from the rows kept). The rows it had in that scope
+-- and no longer computes are replaced by key markers (`built_at` null) that the post-hook
+-- deletes; so are the rows of an older version of this table, which had no `built_at`.
+-- depends_on: {{ ref('int_subscription_mrr_inputs') }}
 
 {%- set reporting_currency = recon.reporting_currency() %}
+{%- set incremental = recon.is_incremental_with(['built_at']) %}
+{%- set row_columns = [
+    'customer_id', 'month', 'currency', 'mrr', 'mrr_reporting', 'previous_mrr_reporting',
+    'movement', 'movement_amount', 'reporting_currency', 'arr_reporting',
+    'n_paying_subscriptions', 'paying_subscription_ids', 'is_current_month', 'measured_at',
+] %}
 
 with
+
+{% if incremental %}
+    rebuild_scope as (
+        -- from the earlier of the newest month built last time and the current month
+        select
+            least(
+                coalesce((select max(known.month) from {{ this }} as known), max(reporting_months.month)),
+                max(reporting_months.month)
+            ) as from_month
+        from {{ ref('int_reporting_months') }} as reporting_months
+    ),
+
+    changed_customers as (
+        select distinct customer_id
+        from {{ ref('int_subscription_mrr_inputs') }}
+        where changed_at > {{ recon.last_built_at() }}
+    ),
+
+    paid_before_scope as (
+        -- the customers not changed that paid before the month before the scope (kept rows)
+        select distinct known.customer_id
+        from {{ this }} as known
+        where
+            known.month < {{ recon.add_months('(select rebuild_scope.from_month from rebuild_scope)', -1) }}
+            and known.mrr_reporting > 0
+            and known.customer_id not in (select changed_customers.customer_id from changed_customers)
+    ),
+{% endif %}
 
 subscription_mrr as (
     select
@@ -14,6 +66,11 @@ subscription_mrr as (
         currency,
         mrr
     from {{ ref('int_subscription_mrr_snapshotted') }}
+    {% if incremental %}
+        where
+            month >= {{ recon.add_months('(select rebuild_scope.from_month from rebuild_scope)', -1) }}
+            or customer_id in (select changed_customers.customer_id from changed_customers)
+    {% endif %}
 ),
 
 months as (
@@ -126,7 +183,11 @@ with_history as (
                 rows between unbounded preceding and 1 preceding
             ),
             0
-        ) = 1 as had_mrr_before,
+        ) = 1
+        {% if incremental %}
+            or customer_months.customer_id in (select paid_before_scope.customer_id from paid_before_scope)
+        {% endif %}
+            as had_mrr_before,
         lag(case when customer_months.n_billing_currencies = 1 then customer_months.billing_currency end)
             over (partition by customer_months.customer_id order by customer_months.month) as previous_billing_currency
     from customer_months
@@ -162,6 +223,29 @@ select
     cast(n_paying_subscriptions as integer) as n_paying_subscriptions,
     cast(paying_subscription_ids as varchar) as paying_subscription_ids,
     cast(is_current_month as boolean) as is_current_month,
-    cast({{ recon.from_unix('snapshot_unix') }} as timestamp) as measured_at
+    cast({{ recon.from_unix('snapshot_unix') }} as timestamp) as measured_at,
+    {{ recon.build_started_at() }} as built_at
 from with_history
-where mrr_reporting > 0 or previous_mrr_reporting > 0
+where
+    (mrr_reporting > 0 or previous_mrr_reporting > 0)
+    and {{ recon.in_rebuild_scope(
+        'month', 'customer_id', 'changed_customers', 'customer_id'
+    ) if incremental else 'true' }}
+{% if incremental %}
+    union all
+    -- key markers: the rows in the rebuilt scope that are no longer computed
+    select
+        {% for column in row_columns %}known.{{ column }},{% endfor %}
+        cast(null as timestamp) as built_at
+    from {{ this }} as known
+    where
+        {{ recon.in_rebuild_scope('known.month', 'known.customer_id', 'changed_customers', 'customer_id') }}
+        and not exists (
+            select 1
+            from with_history
+            where
+                with_history.customer_id = known.customer_id
+                and with_history.month = known.month
+                and (with_history.mrr_reporting > 0 or with_history.previous_mrr_reporting > 0)
+        )
+{% endif %}
