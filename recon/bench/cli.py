@@ -19,8 +19,9 @@ def bench_command(
     regime: str = typer.Option(
         "both",
         "--regime",
-        help="cpu (no latency), latency (200 ms, real rate limits) or both "
-        "(every stage in cpu, then a full ingest in latency).",
+        help="cpu (no latency; no rate limit while recon ingests, HubSpot's for the sync), "
+        "latency (200 ms, real rate limits) or both (every stage in cpu, then the full and "
+        "incremental ingests in latency).",
     ),
     stages: str = typer.Option(
         "all",

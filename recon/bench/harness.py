@@ -14,10 +14,20 @@ serves a working copy of it with the sandbox and times, through recon's public f
 * ``after_sync.ingest.hubspot``: the HubSpot ingest after the sync, which re-reads every
   company the sync wrote (reported, not part of the incremental ratio).
 
-Two regimes (:data:`REGIMES`): ``cpu`` (no latency, Stripe unpaced and unlimited) runs every
-stage; ``latency`` (200 ms per request, Stripe test mode's 25 requests/s, HubSpot's limits)
-times a full ingest again in its own warehouse.  Each stage records wall seconds, items per
-second, the peak RSS of this process during the stage, and the warehouse's size after it.
+Two regimes (:data:`REGIMES`):
+
+* ``cpu`` (no latency; Stripe unlimited; HubSpot unlimited while recon ingests, recon
+  unpaced: what recon itself costs) runs every stage.  The sync stages and the ingest after
+  the sync meet HubSpot's own limits (190 per 10 s, search 4/s), recon paced to them: the
+  sandbox switches at runtime between the stages (:meth:`Regime.hubspot_limits`).
+* ``latency`` (200 ms per request, Stripe test mode's 25 requests/s, HubSpot's limits for
+  every stage) times a full ingest again in its own warehouse, then the world advances as in
+  cpu and the incremental ingests run again (no build: the build does not depend on the
+  regime; the report borrows cpu's build times for the latency regime's incremental ratio).
+  With ``--regime latency`` alone it runs every stage.
+
+Each stage records wall seconds, items per second, the peak RSS of this process during the
+stage, and the warehouse's size after it; the HubSpot stages record the limits they met.
 """
 
 from __future__ import annotations
@@ -62,14 +72,59 @@ class StageFailedSoftly(BenchError):
 
 
 @dataclass(frozen=True)
+class HubspotLimits:
+    """HubSpot's rate limits as the sandbox enforces them and recon paces to them: requests
+    per rolling 10 s, and searches per second (counted in both).  0: no limit, and recon
+    unpaced."""
+
+    per_10s: int
+    search_per_s: int
+
+    @property
+    def unlimited(self) -> bool:
+        return self.per_10s <= 0 and self.search_per_s <= 0
+
+    def describe(self) -> str:
+        if self.unlimited:
+            return "unlimited"
+        general = f"{self.per_10s}/10 s" if self.per_10s > 0 else "unlimited"
+        search = f"{self.search_per_s}/s" if self.search_per_s > 0 else "unlimited"
+        return f"{general} (search {search})"
+
+
+#: a private app's burst limit (Pro/Enterprise) and search's own
+HUBSPOT_LIMITS = HubspotLimits(190, 4)
+HUBSPOT_UNLIMITED = HubspotLimits(0, 0)
+#: the stages that meet a regime's ``hubspot_ingest`` limits ...
+HUBSPOT_INGEST_STAGES = ("ingest.hubspot", "incremental.ingest.hubspot")
+#: ... and those that meet its ``hubspot_sync`` limits (the other stages call no HubSpot)
+HUBSPOT_SYNC_STAGES = ("sync.plan", "sync.apply", "after_sync.ingest.hubspot")
+
+
+@dataclass(frozen=True)
 class Regime:
-    """How the sandbox serves a run: added latency and the rate limits in ``world.json``."""
+    """How the sandbox serves a run: the latency it adds to every request and the rate
+    limits it enforces (recon paced to the same), per stage.
+
+    ``hubspot_ingest`` holds while recon ingests (:data:`HUBSPOT_INGEST_STAGES`),
+    ``hubspot_sync`` while the sync plans and applies and for the ingest that re-reads what
+    it wrote (:data:`HUBSPOT_SYNC_STAGES`): always HubSpot's own limits, so that the sync's
+    window share and its 429s mean what they say.  The harness switches the sandbox between
+    them at runtime (``SandboxHandle.set_limits``), outside the stages' clocks."""
 
     name: str
     latency_ms: float
     stripe_rate_limit_per_s: int  # 0: unlimited (and recon unpaced)
-    hubspot_rate_limit_per_10s: int
-    hubspot_search_rate_limit_per_s: int
+    hubspot_ingest: HubspotLimits
+    hubspot_sync: HubspotLimits = HUBSPOT_LIMITS
+
+    def hubspot_limits(self, stage: str) -> HubspotLimits:
+        """The HubSpot limits a stage (``ingest.hubspot``, ``sync.apply``, ...) meets."""
+        if stage in HUBSPOT_INGEST_STAGES:
+            return self.hubspot_ingest
+        if stage in HUBSPOT_SYNC_STAGES:
+            return self.hubspot_sync
+        raise ValueError(f"{stage!r} calls no HubSpot")
 
     @property
     def stripe_ceiling_objects_per_s(self) -> float:
@@ -78,16 +133,67 @@ class Regime:
 
     @property
     def hubspot_ceiling_objects_per_s(self) -> float:
-        return self.hubspot_rate_limit_per_10s / 10.0 * 100.0
+        """What the ingest's limit allows: requests/s x 100 objects a page (0: unlimited)."""
+        return self.hubspot_ingest.per_10s / 10.0 * 100.0
 
 
 REGIMES: dict[str, Regime] = {
-    # what recon itself costs per object: no latency, Stripe unlimited.  HubSpot keeps its
-    # limits: recon paces HubSpot at 190/10 s whatever the server says.
-    "cpu": Regime("cpu", 0.0, 0, 190, 4),
-    # like the real APIs: 200 ms a request, Stripe test mode, HubSpot's burst and search limits
-    "latency": Regime("latency", 200.0, 25, 190, 4),
+    # what recon itself costs per object: no latency, Stripe and HubSpot unlimited and
+    # recon unpaced while it ingests; the sync (and the ingest after it) meets HubSpot's
+    # limits, as in every regime
+    "cpu": Regime("cpu", 0.0, 0, hubspot_ingest=HUBSPOT_UNLIMITED),
+    # like the real APIs: 200 ms a request, Stripe test mode, HubSpot's burst and search
+    # limits for every stage
+    "latency": Regime("latency", 200.0, 25, hubspot_ingest=HUBSPOT_LIMITS),
 }
+
+#: recon's HubSpot source is paced through dlt's config (``sources.hubspot``, as in
+#: ``.dlt/config.toml``; the environment beats the file).  Its client takes no "0:
+#: unpaced", so unlimited is a limit no benchmark run comes near.
+HUBSPOT_PACING_ENV = (
+    "SOURCES__HUBSPOT__RATE_LIMIT_PER_10S",
+    "SOURCES__HUBSPOT__SEARCH_RATE_PER_S",
+)
+UNPACED_LIMIT = 1_000_000
+
+
+def hubspot_pacing_env(limits: HubspotLimits) -> dict[str, str]:
+    """The dlt config (as environment variables) that paces recon's HubSpot source to
+    ``limits``: each limit, or :data:`UNPACED_LIMIT` where there is none."""
+    per_10s, search = HUBSPOT_PACING_ENV
+    return {
+        per_10s: str(limits.per_10s if limits.per_10s > 0 else UNPACED_LIMIT),
+        search: str(limits.search_per_s if limits.search_per_s > 0 else UNPACED_LIMIT),
+    }
+
+
+@contextlib.contextmanager
+def recon_hubspot_pacing(limits: HubspotLimits) -> Iterator[None]:
+    """Pace recon's HubSpot source to ``limits`` inside the block (the variables it set are
+    restored after)."""
+    saved = {k: os.environ.get(k) for k in HUBSPOT_PACING_ENV}
+    os.environ.update(hubspot_pacing_env(limits))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def use_hubspot_limits(sandbox: Any, limits: HubspotLimits) -> dict[str, int]:
+    """Make the sandbox enforce ``limits`` from now on (a changed limit starts a fresh
+    window); returns the HubSpot limits it reports in force."""
+    got = sandbox.set_limits(
+        hubspot_rate_limit_per_10s=max(limits.per_10s, 0),
+        hubspot_search_rate_limit_per_s=max(limits.search_per_s, 0),
+    )
+    return {
+        "rate_limit_per_10s": int(got["hubspot_rate_limit_per_10s"]),
+        "search_rate_limit_per_s": int(got["hubspot_search_rate_limit_per_s"]),
+    }
 
 
 @dataclass
@@ -144,13 +250,21 @@ class BenchOptions:
     def customers(self) -> int:
         return SIZES[self.size]
 
-    def regimes(self) -> list[tuple[Regime, bool]]:
-        """(regime, every stage?) in the order they run."""
-        every = self.stages != "ingest"
+    def regimes(self) -> list[tuple[Regime, str]]:
+        """(regime, scope) in the order they run.  Scopes: ``all`` (every stage),
+        ``ingest+incremental`` (the full ingests, then the world advances and the ingests
+        run again: the latency regime beside the cpu one, whose builds it borrows; the build
+        does not depend on the regime), ``ingest`` (the full ingests only)."""
+        if self.stages not in ("all", "ingest"):
+            raise UsageError(f"unknown stages {self.stages!r}: use all or ingest")
+        quick = self.stages == "ingest"
         if self.regime == "both":
-            return [(REGIMES["cpu"], every), (REGIMES["latency"], False)]
+            return [
+                (REGIMES["cpu"], "ingest" if quick else "all"),
+                (REGIMES["latency"], "ingest" if quick else "ingest+incremental"),
+            ]
         if self.regime in REGIMES:
-            return [(REGIMES[self.regime], every)]
+            return [(REGIMES[self.regime], "ingest" if quick else "all")]
         raise UsageError(f"unknown regime {self.regime!r}: use cpu, latency or both")
 
 
@@ -422,13 +536,15 @@ def working_copy(src: Path, dst: Path) -> None:
 
 
 def configure_world(world_dir: Path, regime: Regime) -> None:
-    """Write the regime's rate limits into ``world.json`` (a new file: never in place)."""
+    """Write the regime's rate limits into ``world.json`` (a new file: never in place):
+    Stripe's, and HubSpot's own (``hubspot_sync``); the harness lifts HubSpot's at runtime
+    for the stages that meet other limits (:meth:`Regime.hubspot_limits`)."""
     path = world_dir / "world.json"
     config = orjson.loads(path.read_bytes())
     config.setdefault("stripe", {})["rate_limit_per_s"] = regime.stripe_rate_limit_per_s
     hubspot = config.setdefault("hubspot", {})
-    hubspot["rate_limit_per_10s"] = regime.hubspot_rate_limit_per_10s
-    hubspot["search_rate_limit_per_s"] = regime.hubspot_search_rate_limit_per_s
+    hubspot["rate_limit_per_10s"] = regime.hubspot_sync.per_10s
+    hubspot["search_rate_limit_per_s"] = regime.hubspot_sync.search_per_s
     tmp = path.with_name("world.json.tmp")
     tmp.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
     os.replace(tmp, path)
@@ -589,8 +705,10 @@ def _sandbox_counts(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 
 
 def _run_regime(
-    options: BenchOptions, run: BenchRun, world_src: Path, regime: Regime, *, every_stage: bool
+    options: BenchOptions, run: BenchRun, world_src: Path, regime: Regime, *, scope: str
 ) -> None:
+    """Run a regime's stages (``scope``: see :meth:`BenchOptions.regimes`) against its own
+    sandbox and warehouse."""
     from recon.bench.world import advance_world
     from recon.build import build
     from recon.ingest import ingest
@@ -616,10 +734,28 @@ def _run_regime(
             stripe_rate_limit_per_s=float(regime.stripe_rate_limit_per_s),
         )
 
+        # the HubSpot limits the sandbox enforces now (set between stages: use_hubspot_limits)
+        in_force: dict[str, Any] = {}
+
+        def switch_hubspot(limits: HubspotLimits) -> None:
+            in_force.update(limits=limits, sandbox=use_hubspot_limits(sb, limits))
+
+        def hubspot_limits_detail() -> dict[str, Any]:
+            """What the stage met: the sandbox's limits, and recon's pacing (0: none)."""
+            limits: HubspotLimits = in_force["limits"]
+            return {
+                "sandbox": dict(in_force["sandbox"]),
+                "recon_paced": {
+                    "rate_limit_per_10s": max(limits.per_10s, 0),
+                    "search_rate_limit_per_s": max(limits.search_per_s, 0),
+                },
+            }
+
         def ingest_stage(source: str) -> Callable[[StageResult], None]:
             def fn(rec: StageResult) -> None:
                 before = sb.stats()
-                [result] = ingest(settings, sources=(source,))
+                with recon_hubspot_pacing(in_force["limits"]):
+                    [result] = ingest(settings, sources=(source,))
                 after = sb.stats()
                 rec.items = result.objects
                 rec.detail = {
@@ -630,6 +766,8 @@ def _run_regime(
                     "phases": {k: round(v, 3) for k, v in result.phases.items()},
                     **_sandbox_counts(before, after),
                 }
+                if source == "hubspot":
+                    rec.detail["hubspot_limits"] = hubspot_limits_detail()
                 if result.status != "succeeded":
                     raise BenchError(f"ingest {source}: {result.error}")
 
@@ -669,20 +807,25 @@ def _run_regime(
                     raise StageFailedSoftly(f"dbt build: {len(failed)} tests failed: {names}")
                 raise BenchError(f"dbt build failed: {result.error or names}")
 
+        # the ingests meet the regime's ingest limits (HubSpot unlimited in cpu)
+        switch_hubspot(regime.hubspot_limits("ingest.hubspot"))
         for source in SOURCES:
             stages.stage(f"ingest.{source}", r, "objects", ingest_stage(source))
+        every_stage = scope == "all"
+        ingested = tuple(f"ingest.{s}" for s in SOURCES)
         if every_stage:
-            ingested = tuple(f"ingest.{s}" for s in SOURCES)
             stages.stage("build", r, "raw rows", build_stage, needs=ingested)
 
-            # the rerun after 1 % new events comes straight after the full run: what it
-            # costs is what those events cost (the sync's writes are timed apart, below)
-            def advance_stage(rec: StageResult) -> None:
-                adv = advance_world(world, share=options.incremental_share, seed=options.seed)
-                sb.reload()
-                rec.items = adv.new_events
-                rec.detail = asdict(adv)
+        # the rerun after 1 % new events comes straight after the full run: what it costs
+        # is what those events cost (the sync's writes are timed apart, below).  The same
+        # share and seed in every regime: the same new events
+        def advance_stage(rec: StageResult) -> None:
+            adv = advance_world(world, share=options.incremental_share, seed=options.seed)
+            sb.reload()  # the limits set at runtime hold
+            rec.items = adv.new_events
+            rec.detail = asdict(adv)
 
+        if scope in ("all", "ingest+incremental"):
             stages.stage("incremental.advance", r, "events", advance_stage, needs=ingested)
             for source in SOURCES:
                 stages.stage(
@@ -692,6 +835,7 @@ def _run_regime(
                     ingest_stage(source),
                     needs=("incremental.advance",),
                 )
+        if every_stage:
             stages.stage(
                 "incremental.build",
                 r,
@@ -723,9 +867,13 @@ def _run_regime(
                 rec.detail = {
                     "live_companies": report.live_companies,
                     "status": report.status,
+                    "hubspot_limits": hubspot_limits_detail(),
                     **_sandbox_counts(before, sb.stats()),
                 }
 
+            # from here HubSpot's own limits, in every regime (recon's sync paces to them
+            # whatever it is told; the ingest after it is paced to them too)
+            switch_hubspot(regime.hubspot_limits("sync.plan"))
             stages.stage("sync.plan", r, "changes", plan_stage, needs=("build",))
 
             def apply_stage(rec: StageResult) -> None:
@@ -753,6 +901,7 @@ def _run_regime(
                     "status": report.status,
                     "window": sampler.usage(),
                     "hubspot_latency_ms": SYNC_LATENCY_MS,
+                    "hubspot_limits": hubspot_limits_detail(),
                     # requests of earlier stages still in HubSpot's window (0 after the wait)
                     "hubspot_window_in_use_at_start": in_use_at_start,
                     "waited_for_window_s": waited_for_window,
@@ -798,8 +947,8 @@ def run_bench(options: BenchOptions) -> BenchRun:
     _warm_imports()
     stages = _Stages(run, options, None)
     world_src = cached_world(options, stages)
-    for regime, every_stage in plan:
-        _run_regime(options, run, world_src, regime, every_stage=every_stage)
+    for regime, scope in plan:
+        _run_regime(options, run, world_src, regime, scope=scope)
     run.finished_at = datetime.now(UTC)
     run.load_average["end"] = round(os.getloadavg()[0], 2)
     # resetting VmHWM per stage also resets what getrusage reports: the run's peak is the

@@ -172,7 +172,11 @@ class HubspotAPI:
     # ------------------------------------------------------------------ envelope
 
     def _limit_headers(self, verdict: Verdict | None, token: str) -> list[tuple[str, str]]:
+        """HubSpot's ``X-HubSpot-RateLimit-*`` headers; none when the 10-s limit is off (0):
+        a client reading "max 0, remaining 0" would stop, not speed up."""
         limit = self.rate_limits.limit
+        if limit <= 0:
+            return []
         if verdict is None:
             remaining = max(limit - self.rate_limits.window(token).used(), 0)
         else:
@@ -216,7 +220,7 @@ class HubspotAPI:
             "policyName": policy,
         }
         headers = self._limit_headers(None, token)
-        if not search:
+        if not search and headers:
             headers[1] = ("X-HubSpot-RateLimit-Remaining", "0")
         headers.append(("Retry-After", str(max(1, math.ceil(retry_after_s)))))
         return Response(429, orjson.dumps(body), headers, api="hubspot")

@@ -6,7 +6,7 @@
         ...
 
 The server is ``python -m recon.sandbox.server`` on 127.0.0.1; its admin endpoints
-(``/_sandbox/health|reload|faults|stats``) back the handle's methods.
+(``/_sandbox/health|reload|faults|limits|stats``) back the handle's methods.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class SandboxHandle:
         self.port = port
         self.latency_ms = latency_ms
         self.faults = faults
+        # rate-limit overrides set through set_limits (a restart sets them again)
+        self.limit_overrides: dict[str, int] | None = None
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -128,6 +130,8 @@ class SandboxHandle:
                 self.port = int(m.group(1))
                 break
         self.health()
+        if self.limit_overrides:
+            self._admin("POST", "/_sandbox/limits", self.limit_overrides)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop gracefully (SIGTERM), then kill if it does not go."""
@@ -198,6 +202,33 @@ class SandboxHandle:
         """Turn faults on (a fresh seeded sequence starts now) or off (``None``)."""
         self._admin("POST", "/_sandbox/faults", faults.to_dict() if faults else None)
         self.faults = faults
+
+    def set_limits(
+        self,
+        *,
+        stripe_rate_limit_per_s: int | None = None,
+        hubspot_rate_limit_per_10s: int | None = None,
+        hubspot_search_rate_limit_per_s: int | None = None,
+    ) -> dict[str, Any]:
+        """Override ``world.json``'s rate limits from now on (0: unlimited; a limit left
+        ``None`` is the world's); with no argument, back to the world's.  The overrides
+        replace the previous ones, hold across :meth:`reload` and a restart, and a changed
+        limit starts a fresh window.  Returns the limits in force (:meth:`limits`)."""
+        given = {
+            "stripe_rate_limit_per_s": stripe_rate_limit_per_s,
+            "hubspot_rate_limit_per_10s": hubspot_rate_limit_per_10s,
+            "hubspot_search_rate_limit_per_s": hubspot_search_rate_limit_per_s,
+        }
+        overrides = {k: v for k, v in given.items() if v is not None}
+        result: dict[str, Any] = self._admin("POST", "/_sandbox/limits", overrides or None)
+        self.limit_overrides = overrides or None
+        return result
+
+    def limits(self) -> dict[str, Any]:
+        """The rate limits in force (``stripe_rate_limit_per_s``, ``hubspot_rate_limit_per_10s``,
+        ``hubspot_search_rate_limit_per_s``; 0: unlimited) and ``overrides``."""
+        result: dict[str, Any] = self._admin("GET", "/_sandbox/limits")
+        return result
 
     def reload(self) -> dict[str, Any]:
         """Re-read the world from disk (world.json, every JSONL file, the writes journal)."""

@@ -11,6 +11,7 @@ Run it with ``recon sandbox serve WORLD_DIR`` or ``python -m recon.sandbox.serve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import socket
 import sys
@@ -29,15 +30,43 @@ from recon.sandbox.faults import FaultConfig, FaultInjector, FaultKind
 from recon.sandbox.hubspot_api import HubspotAPI
 from recon.sandbox.stripe_api import StripeAPI
 from recon.sandbox.wire import REASONS, Request, Response
-from recon.sandbox.world import World, WorldError
+from recon.sandbox.world import World, WorldConfig, WorldError
 
 READY_PREFIX = "recon sandbox: serving"
 _LOOPBACK = ("127.", "::1", "::ffff:127.")
+#: the rate limits ``/_sandbox/limits`` can set (``WorldConfig`` fields; 0: unlimited)
+LIMIT_KEYS = (
+    "stripe_rate_limit_per_s",
+    "hubspot_rate_limit_per_10s",
+    "hubspot_search_rate_limit_per_s",
+)
+
+
+def parse_limits(data: Any) -> dict[str, int]:
+    """Rate-limit overrides from JSON: ``None`` or ``{}`` for none, else some of
+    :data:`LIMIT_KEYS` with whole numbers >= 0 (0: unlimited)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"limits must be an object of {', '.join(LIMIT_KEYS)}, not {data!r}")
+    unknown = sorted(set(data) - set(LIMIT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown limit {unknown[0]!r}: use {', '.join(LIMIT_KEYS)}")
+    out: dict[str, int] = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key} must be a whole number >= 0 (0: unlimited), not {value!r}")
+        out[key] = value
+    return out
 
 
 class SandboxState:
     """Everything the request threads share: the world (swapped whole on reload), the APIs,
-    the faults and the counters."""
+    the faults, the rate-limit overrides and the counters.
+
+    The rate limits are ``world.json``'s unless ``/_sandbox/limits`` overrides some of them
+    (a benchmark lifts HubSpot's for some stages and restores them for others); overrides
+    hold across reloads until cleared."""
 
     def __init__(
         self, world_dir: Path, *, latency_ms: float = 0.0, faults: FaultConfig | None = None
@@ -46,8 +75,8 @@ class SandboxState:
         self.world = World.load(self.world_dir)
         self.stripe = StripeAPI()
         self.hubspot = HubspotAPI()
-        self.stripe.configure(self.world.config)
-        self.hubspot.configure(self.world.config)
+        self.limit_overrides: dict[str, int] = {}
+        self._configure(self.world.config)
         self.faults = FaultInjector(faults)
         self.latency_s = latency_ms / 1000.0
         self._lock = threading.Lock()
@@ -72,13 +101,47 @@ class SandboxState:
             if fault is not None and fault is not FaultKind.NONE:
                 self.fault_counts[fault.value] += 1
 
+    def _configure(self, config: WorldConfig) -> None:
+        """Apply the world's rate limits, with the overrides (a limit whose value changes
+        starts a fresh window)."""
+        o = self.limit_overrides
+        effective = dataclasses.replace(
+            config,
+            stripe_rate_limit_per_s=o.get(
+                "stripe_rate_limit_per_s", config.stripe_rate_limit_per_s
+            ),
+            hubspot_rate_limit_per_10s=o.get(
+                "hubspot_rate_limit_per_10s", config.hubspot_rate_limit_per_10s
+            ),
+            hubspot_search_rate_limit_per_s=o.get(
+                "hubspot_search_rate_limit_per_s", config.hubspot_search_rate_limit_per_s
+            ),
+        )
+        self.stripe.configure(effective)
+        self.hubspot.configure(effective)
+
     def reload(self) -> World:
         with self._reload_lock, self.world.hubspot.lock:
             world = World.load(self.world_dir)
-            self.stripe.configure(world.config)
-            self.hubspot.configure(world.config)
+            self._configure(world.config)
             self.world = world
         return world
+
+    def set_limits(self, limits: dict[str, int] | None) -> None:
+        """Replace the rate-limit overrides (``None``: back to ``world.json``'s)."""
+        overrides = parse_limits(limits)
+        with self._reload_lock:
+            self.limit_overrides = overrides
+            self._configure(self.world.config)
+
+    def limits(self) -> dict[str, Any]:
+        """The limits in force (0: unlimited), and which of them are overrides."""
+        return {
+            "stripe_rate_limit_per_s": self.stripe.rate_limits.limit,
+            "hubspot_rate_limit_per_10s": self.hubspot.rate_limits.limit,
+            "hubspot_search_rate_limit_per_s": self.hubspot.search_limits.limit,
+            "overrides": dict(self.limit_overrides),
+        }
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -122,6 +185,11 @@ class SandboxState:
                 data = req.json()
                 self.faults.set(FaultConfig.from_dict(data) if data else None)
                 return Response.json(200, data or None)
+            if route == ("GET", "/_sandbox/limits"):
+                return Response.json(200, self.limits())
+            if req.method in ("POST", "PUT") and req.path == "/_sandbox/limits":
+                self.set_limits(req.json())
+                return Response.json(200, self.limits())
             if route == ("GET", "/_sandbox/stats"):
                 return Response.json(200, self.stats())
             if route == ("POST", "/_sandbox/stats/reset"):

@@ -172,7 +172,7 @@ class StripeAPI:
         )
 
     def rate_limited(self, req: Request, world: World) -> Response:
-        limit = world.config.stripe_rate_limit_per_s
+        limit = self.rate_limits.limit  # world.json's, or the admin override (server.py)
         exc = StripeError(
             429,
             "Request rate limit exceeded. Learn more about rate limits here "

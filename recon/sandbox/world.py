@@ -94,9 +94,9 @@ class WorldConfig:
     stripe_api_key: str
     stripe_api_version: str
     events_retention_days: int
-    stripe_rate_limit_per_s: int
+    stripe_rate_limit_per_s: int  # 0 (or less): unlimited, as every limit here
     hubspot_access_token: str
-    hubspot_rate_limit_per_10s: int
+    hubspot_rate_limit_per_10s: int  # 0: unlimited, and no X-HubSpot-RateLimit-* headers
     hubspot_search_rate_limit_per_s: int
     reporting_currency: str
 

@@ -28,12 +28,22 @@ CPU_STAGES = [
     "sync.apply",
     "after_sync.ingest.hubspot",  # re-reads what the sync wrote; reported apart
 ]
+# beside cpu, the latency regime times the full ingests and, after the same advance, the
+# incremental ones (the build does not depend on the regime: its ratio borrows cpu's)
+LATENCY_STAGES = [
+    "ingest.stripe",
+    "ingest.hubspot",
+    "incremental.advance",
+    "incremental.ingest.stripe",
+    "incremental.ingest.hubspot",
+]
 EXPECTED_KEYS = [
     "generate",
     *(f"cpu:{s}" for s in CPU_STAGES),
-    "latency:ingest.stripe",
-    "latency:ingest.hubspot",
+    *(f"latency:{s}" for s in LATENCY_STAGES),
 ]
+UNLIMITED = {"rate_limit_per_10s": 0, "search_rate_limit_per_s": 0}
+HUBSPOTS = {"rate_limit_per_10s": 190, "search_rate_limit_per_s": 4}
 
 
 def test_bench_xs_writes_every_stage_and_ratio(tmp_path: Path) -> None:
@@ -83,15 +93,52 @@ def test_bench_xs_writes_every_stage_and_ratio(tmp_path: Path) -> None:
     assert r["sync"]["changes"] > 0 and r["sync"]["requests"] > 0
     assert r["sync"]["rate_limited_429"] == 0
     assert "window_share_while_work_remains" in r["sync"]
-    assert r["incremental"]["ratio"] > 0 and r["incremental"]["new_events"] > 0
+    for regime in ("cpu", "latency"):
+        inc = r["incremental"][regime]
+        assert inc["ratio"] > 0 and inc["new_events"] > 0, regime
+        assert inc["build_from"] == "cpu", regime
+    # the same advance (share and seed) in both regimes: the same new events, the same
+    # objects re-read
+    assert r["incremental"]["cpu"]["new_events"] == r["incremental"]["latency"]["new_events"]
+    for source in ("stripe", "hubspot"):
+        key = f"incremental.ingest.{source}"
+        assert stages[f"cpu:{key}"]["items"] == stages[f"latency:{key}"]["items"], key
+    lat = r["incremental"]["latency"]
+    assert lat["full_build_seconds"] == stages["cpu:build"]["seconds"]
+    assert lat["incremental_build_seconds"] == stages["cpu:incremental.build"]["seconds"]
+
+    # the limits each HubSpot stage met, as the sandbox reported them: the cpu regime's
+    # ingest unlimited (recon unpaced); the sync and the ingest after it, HubSpot's own
+    def met(key: str) -> dict[str, dict[str, int]]:
+        limits: dict[str, dict[str, int]] = stages[key]["detail"]["hubspot_limits"]
+        return limits
+
+    for key in ("cpu:ingest.hubspot", "cpu:incremental.ingest.hubspot"):
+        assert met(key) == {"sandbox": UNLIMITED, "recon_paced": UNLIMITED}, key
+    for key in (
+        "cpu:sync.plan",
+        "cpu:sync.apply",
+        "cpu:after_sync.ingest.hubspot",
+        "latency:ingest.hubspot",
+        "latency:incremental.ingest.hubspot",
+    ):
+        assert met(key) == {"sandbox": HUBSPOTS, "recon_paced": HUBSPOTS}, key
+    assert stages["cpu:sync.apply"]["detail"]["window"]["limit"] == 190
+    assert r["sync"]["limit"] == 190
+    assert result["regimes"]["cpu"]["hubspot_rate_limit_per_10s"] is None
+    assert result["regimes"]["cpu"]["hubspot_sync_rate_limit_per_10s"] == 190
+
     assert result["scaling"] is None  # XS is the smallest size
     targets = {t["target"] for t in result["targets"]}
-    assert len(targets) == 8  # cpu x2, latency x2, sync window, 429s, incremental, RSS
+    assert len(targets) == 9  # cpu x2, latency x2, sync window, 429s, incremental x2, RSS
 
     table = md_path.read_text()
     assert f"{result['machine']['cores']} cores" in table
     assert result["machine"]["cpu_model"] in table
     assert "| sync.apply | cpu |" in table
+    assert "| incremental.ingest.hubspot | latency |" in table
+    assert "HubSpot unlimited while recon ingests" in table
+    assert "HubSpot 190/10 s (search 4/s) for every stage" in table
     assert "HubSpot ingest after the sync:" in table
     assert r["after_sync"]["objects"] > 0
 

@@ -152,3 +152,80 @@ def test_start_failure_is_one_clear_error(tmp_path: Path) -> None:
     (bad / "stripe" / "customers.jsonl").write_text("{not json\n")
     with pytest.raises(SandboxError, match=r"customers\.jsonl: line 1"), running_sandbox(bad):
         pass
+
+
+def test_limits_switch_at_runtime_and_hold_across_reloads(tmp_path: Path) -> None:
+    """``/_sandbox/limits`` overrides world.json's rate limits (0: unlimited) until cleared:
+    a benchmark lifts HubSpot's for its ingest and restores them for the sync."""
+    world = build_world(tmp_path / "w", stripe_rate=1000, hubspot_rate=3, search_rate=2)
+    search = {"limit": 1}
+    with running_sandbox(world) as sb, httpx.Client(base_url=sb.base_url) as c:
+        assert sb.limits() == {
+            "stripe_rate_limit_per_s": 1000,
+            "hubspot_rate_limit_per_10s": 3,
+            "hubspot_search_rate_limit_per_s": 2,
+            "overrides": {},
+        }
+        got = sb.set_limits(hubspot_rate_limit_per_10s=0, hubspot_search_rate_limit_per_s=0)
+        assert got["hubspot_rate_limit_per_10s"] == 0 and got["stripe_rate_limit_per_s"] == 1000
+        assert got["overrides"] == {
+            "hubspot_rate_limit_per_10s": 0,
+            "hubspot_search_rate_limit_per_s": 0,
+        }
+        for _ in range(8):
+            r = c.get("/crm/v3/objects/companies", headers=HUBSPOT)
+            assert r.status_code == 200
+            # no "max 0, remaining 0": a client reading them would stop, not speed up
+            assert not any(h.lower().startswith("x-hubspot-ratelimit") for h in r.headers)
+        searches = [
+            c.post("/crm/v3/objects/companies/search", json=search, headers=HUBSPOT).status_code
+            for _ in range(6)
+        ]
+        assert searches == [200] * 6
+        assert "hubspot" not in sb.stats()["rate_limited"]
+        assert sb.stats()["hubspot_rate_limit"]["limit"] == 0
+
+        sb.reload()  # the overrides hold
+        assert sb.limits()["hubspot_rate_limit_per_10s"] == 0
+        sb.restart()  # so does a restart (the handle sets them again)
+        assert sb.limits()["hubspot_search_rate_limit_per_s"] == 0
+
+        sb.set_limits()  # back to world.json's, in a fresh window
+        assert sb.limits()["overrides"] == {}
+        remaining = [
+            c.get("/crm/v3/objects/companies", headers=HUBSPOT).headers[
+                "X-HubSpot-RateLimit-Remaining"
+            ]
+            for _ in range(3)
+        ]
+        assert remaining == ["2", "1", "0"]
+        assert c.get("/crm/v3/objects/companies", headers=HUBSPOT).status_code == 429
+        statuses = [
+            c.post("/crm/v3/objects/companies/search", json=search, headers=HUBSPOT).status_code
+            for _ in range(3)
+        ]
+        assert 429 in statuses
+
+        sb.set_limits(stripe_rate_limit_per_s=1)
+        codes = [c.get("/v1/customers", headers=STRIPE).status_code for _ in range(3)]
+        assert codes[0] == 200 and 429 in codes
+        r = c.get("/v1/customers", headers=STRIPE)
+        assert "sandbox limit: 1 requests per second" in r.json()["error"]["message"]
+
+        for bad in ({"hubspot_rate_limit_per_10s": -1}, {"hubspot_limit": 3}, [3], {"x": True}):
+            with pytest.raises(SandboxError, match="400"):
+                sb._admin("POST", "/_sandbox/limits", bad)
+        assert sb.limits()["overrides"] == {"stripe_rate_limit_per_s": 1}
+
+
+def test_hubspot_unlimited_in_world_json(tmp_path: Path) -> None:
+    world = build_world(tmp_path / "w", hubspot_rate=0, search_rate=0)
+    with running_sandbox(world) as sb, httpx.Client(base_url=sb.base_url) as c:
+        for _ in range(5):
+            r = c.post("/crm/v3/objects/companies/search", json={"limit": 1}, headers=HUBSPOT)
+            assert r.status_code == 200 and "X-HubSpot-RateLimit-Max" not in r.headers
+        # a rate-limit storm (a fault) still answers 429, without the limit's headers
+        sb.set_faults(FaultConfig(seed=2, rate_limit_share=1.0, paths=("/crm",)))
+        r = c.get("/crm/v3/objects/companies", headers=HUBSPOT)
+        assert r.status_code == 429 and "Retry-After" in r.headers
+        assert "X-HubSpot-RateLimit-Remaining" not in r.headers

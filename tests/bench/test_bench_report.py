@@ -1,0 +1,152 @@
+"""The report's incremental ratio per regime and its header line, from made-up stages (no
+timing): the latency regime's ratio takes its own ingests and the cpu regime's builds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from recon.bench.harness import REGIMES, BenchRun, StageResult
+from recon.bench.report import markdown, result_dict
+
+MACHINE = {"cores": 2, "cpu_model": "test CPU", "memory_gb": 8, "python": "3.11", "platform": "x"}
+
+CPU = {
+    "ingest.stripe": 4.0,
+    "ingest.hubspot": 6.0,
+    "build": 10.0,
+    "incremental.advance": 1.0,
+    "incremental.ingest.stripe": 1.0,
+    "incremental.ingest.hubspot": 0.5,
+    "incremental.build": 2.0,
+}
+LATENCY = {
+    "ingest.stripe": 40.0,
+    "ingest.hubspot": 45.0,
+    "incremental.advance": 1.0,
+    "incremental.ingest.stripe": 5.0,
+    "incremental.ingest.hubspot": 3.0,
+}
+
+
+def make_run(
+    stages: dict[str, dict[str, float]], *, failed: tuple[str, ...] = (), regimes: Any = None
+) -> BenchRun:
+    run = BenchRun(
+        size="XS",
+        customers=200,
+        seed=7,
+        regimes=list(regimes or REGIMES.values()),
+        started_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+    for regime, times in stages.items():
+        for name, seconds in times.items():
+            key = f"{regime}:{name}"
+            run.stages.append(
+                StageResult(
+                    name=name,
+                    regime=regime,
+                    seconds=seconds,
+                    items=12 if name == "incremental.advance" else 100,
+                    status="failed" if key in failed else "ok",
+                )
+            )
+    return run
+
+
+def result(*args: Any, **kw: Any) -> dict[str, Any]:
+    return result_dict(make_run(*args, **kw), machine_info=MACHINE)
+
+
+def test_incremental_ratio_per_regime() -> None:
+    got = result({"cpu": CPU, "latency": LATENCY})
+    inc = got["ratios"]["incremental"]
+    # cpu: (1 + 0.5 + 2) ÷ (4 + 6 + 10)
+    assert inc["cpu"]["ratio"] == pytest.approx(3.5 / 20, abs=1e-3)
+    assert inc["cpu"]["build_from"] == "cpu" and inc["cpu"]["new_events"] == 12
+    # latency: its ingests, cpu's builds: (5 + 3 + 2) ÷ (40 + 45 + 10)
+    lat = inc["latency"]
+    assert lat["ratio"] == pytest.approx(10 / 95, abs=1e-3)
+    assert lat["build_from"] == "cpu"
+    assert (lat["full_ingest_seconds"], lat["full_build_seconds"]) == (85.0, 10.0)
+    assert (lat["incremental_ingest_seconds"], lat["incremental_build_seconds"]) == (8.0, 2.0)
+
+    rows = {t["target"]: t for t in got["targets"]}
+    cpu_row = rows["incremental rerun ÷ full run (ingest + build), cpu"]
+    lat_row = rows["incremental rerun ÷ full run (ingest + build), latency"]
+    assert (cpu_row["measured"], cpu_row["met"]) == (0.175, False)
+    assert (lat_row["measured"], lat_row["met"]) == (0.105, True)
+    assert "cpu's build and incremental.build" in lat_row["note"]
+    assert "all in cpu" in cpu_row["note"]
+    assert len(got["targets"]) == 9
+    table = markdown(got)
+    assert "| incremental rerun ÷ full run (ingest + build), latency | 0.105 | ≤ 0.15 | met |" in (
+        table
+    )
+
+
+def test_a_regime_that_ran_its_own_build_uses_it() -> None:
+    own = {**LATENCY, "build": 20.0, "incremental.build": 1.0}
+    got = result({"latency": own}, regimes=[REGIMES["latency"]])
+    lat = got["ratios"]["incremental"]["latency"]
+    assert lat["build_from"] == "latency"
+    assert lat["ratio"] == pytest.approx((8 + 1) / (85 + 20), abs=1e-3)
+    assert got["ratios"]["incremental"]["cpu"] is None
+
+
+@pytest.mark.parametrize(
+    "failed",
+    ["cpu:build", "cpu:incremental.build", "latency:incremental.ingest.hubspot"],
+)
+def test_a_missing_part_leaves_the_latency_ratio_out(failed: str) -> None:
+    got = result({"cpu": CPU, "latency": LATENCY}, failed=(failed,))
+    assert got["ratios"]["incremental"]["latency"] is None
+    row = next(t for t in got["targets"] if t["target"].endswith("build), latency"))
+    assert row["measured"] is None and row["met"] is None
+
+
+def test_quick_mode_has_no_incremental_ratio() -> None:
+    full_only = {"ingest.stripe": 4.0, "ingest.hubspot": 6.0}
+    got = result({"cpu": full_only, "latency": full_only})
+    assert got["ratios"]["incremental"] == {"cpu": None, "latency": None}
+
+
+def test_the_header_says_which_limits_each_stage_met() -> None:
+    got = result({"cpu": CPU, "latency": LATENCY})
+    cpu = got["regimes"]["cpu"]
+    assert cpu["hubspot_rate_limit_per_10s"] is None  # unlimited while recon ingests
+    assert cpu["hubspot_search_rate_limit_per_s"] is None
+    assert cpu["hubspot_sync_rate_limit_per_10s"] == 190
+    assert cpu["hubspot_sync_search_rate_limit_per_s"] == 4
+    assert got["regimes"]["latency"]["hubspot_rate_limit_per_10s"] == 190
+    table = markdown(got)
+    assert (
+        "cpu: 0 ms latency, Stripe unlimited, HubSpot unlimited while recon ingests "
+        "(ingest.hubspot, incremental.ingest.hubspot; recon unpaced), 190/10 s (search 4/s) "
+        "for sync.plan, sync.apply, after_sync.ingest.hubspot (recon paced to them)"
+    ) in table
+    assert (
+        "latency: 200 ms latency, Stripe 25/s, HubSpot 190/10 s (search 4/s) for every stage"
+        in (table)
+    )
+    row = next(t for t in got["targets"] if t["target"].startswith("CPU-bound ingest hubspot"))
+    assert row["note"] == (
+        "HubSpot unlimited and recon unpaced while it ingests; sync.plan, sync.apply, "
+        "after_sync.ingest.hubspot keep 190/10 s (search 4/s)"
+    )
+
+
+def test_a_result_before_schema_2_still_renders() -> None:
+    from recon.bench.report import regime_line
+
+    old = {
+        "latency_ms": 0.0,
+        "stripe_rate_limit_per_s": None,
+        "hubspot_rate_limit_per_10s": 190,
+        "hubspot_search_rate_limit_per_s": 4,
+    }
+    assert regime_line("cpu", old) == (
+        "cpu: 0 ms latency, Stripe unlimited, HubSpot 190/10 s (search 4/s)"
+    )
