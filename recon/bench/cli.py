@@ -19,7 +19,7 @@ def bench_command(
     regime: str = typer.Option(
         "both",
         "--regime",
-        help="cpu (no latency; no rate limit while recon ingests, HubSpot's for the sync), "
+        help="cpu (no latency; no rate limit while recon reads, HubSpot's for the sync's writes), "
         "latency (200 ms, real rate limits) or both (every stage in cpu, then the full and "
         "incremental ingests in latency).",
     ),

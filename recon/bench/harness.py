@@ -16,10 +16,10 @@ serves a working copy of it with the sandbox and times, through recon's public f
 
 Two regimes (:data:`REGIMES`):
 
-* ``cpu`` (no latency; Stripe unlimited; HubSpot unlimited while recon ingests, recon
-  unpaced: what recon itself costs) runs every stage.  The sync stages and the ingest after
-  the sync meet HubSpot's own limits (190 per 10 s, search 4/s), recon paced to them: the
-  sandbox switches at runtime between the stages (:meth:`Regime.hubspot_limits`).
+* ``cpu`` (no latency; Stripe unlimited; HubSpot unlimited while recon reads it, recon
+  unpaced: what recon itself costs) runs every stage.  The sync's writes (``sync.apply``)
+  meet HubSpot's own limits (190 per 10 s, search 4/s), recon paced to them: the sandbox
+  switches at runtime between the stages (:meth:`Regime.hubspot_limits`).
 * ``latency`` (200 ms per request, Stripe test mode's 25 requests/s, HubSpot's limits for
   every stage) times a full ingest again in its own warehouse, then the world advances as in
   cpu and the incremental ingests run again (no build: the build does not depend on the
@@ -95,10 +95,17 @@ class HubspotLimits:
 #: a private app's burst limit (Pro/Enterprise) and search's own
 HUBSPOT_LIMITS = HubspotLimits(190, 4)
 HUBSPOT_UNLIMITED = HubspotLimits(0, 0)
-#: the stages that meet a regime's ``hubspot_ingest`` limits ...
-HUBSPOT_INGEST_STAGES = ("ingest.hubspot", "incremental.ingest.hubspot")
-#: ... and those that meet its ``hubspot_sync`` limits (the other stages call no HubSpot)
-HUBSPOT_SYNC_STAGES = ("sync.plan", "sync.apply", "after_sync.ingest.hubspot")
+#: the stages that read HubSpot and meet a regime's ``hubspot_ingest`` limits (the ingests,
+#: the sync's dry run and the ingest after the sync) ...
+HUBSPOT_INGEST_STAGES = (
+    "ingest.hubspot",
+    "incremental.ingest.hubspot",
+    "sync.plan",
+    "after_sync.ingest.hubspot",
+)
+#: ... and the one that writes and meets its ``hubspot_sync`` limits (the issue: "sync apply
+#: against a sandbox that enforces HubSpot's rate limit"; the other stages call no HubSpot)
+HUBSPOT_SYNC_STAGES = ("sync.apply",)
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,9 @@ class Regime:
     """How the sandbox serves a run: the latency it adds to every request and the rate
     limits it enforces (recon paced to the same), per stage.
 
-    ``hubspot_ingest`` holds while recon ingests (:data:`HUBSPOT_INGEST_STAGES`),
-    ``hubspot_sync`` while the sync plans and applies and for the ingest that re-reads what
-    it wrote (:data:`HUBSPOT_SYNC_STAGES`): always HubSpot's own limits, so that the sync's
+    ``hubspot_ingest`` holds while recon reads HubSpot (:data:`HUBSPOT_INGEST_STAGES`: the
+    ingests, the sync's dry run, the ingest after the sync), ``hubspot_sync`` while the sync
+    writes (:data:`HUBSPOT_SYNC_STAGES`): always HubSpot's own limits, so that the sync's
     window share and its 429s mean what they say.  The harness switches the sandbox between
     them at runtime (``SandboxHandle.set_limits``), outside the stages' clocks."""
 
@@ -139,8 +146,8 @@ class Regime:
 
 REGIMES: dict[str, Regime] = {
     # what recon itself costs per object: no latency, Stripe and HubSpot unlimited and
-    # recon unpaced while it ingests; the sync (and the ingest after it) meets HubSpot's
-    # limits, as in every regime
+    # recon unpaced while it reads them; the sync's writes meet HubSpot's limits, as in
+    # every regime
     "cpu": Regime("cpu", 0.0, 0, hubspot_ingest=HUBSPOT_UNLIMITED),
     # like the real APIs: 200 ms a request, Stripe test mode, HubSpot's burst and search
     # limits for every stage
@@ -861,8 +868,12 @@ def _run_regime(
             stages.stage("validate", r, "sync rows", validate_stage, needs=("build",))
 
             def plan_stage(rec: StageResult) -> None:
+                from recon.sync.hubspot_client import Pacing
+
                 before = sb.stats()
-                report = run_sync(settings, SyncOptions(apply=False))
+                limits: HubspotLimits = in_force["limits"]
+                pacing = Pacing(limit=limits.per_10s if limits.per_10s > 0 else UNPACED_LIMIT)
+                report = run_sync(settings, SyncOptions(apply=False, pacing=pacing))
                 rec.items = report.planned
                 rec.detail = {
                     "live_companies": report.live_companies,
@@ -871,8 +882,8 @@ def _run_regime(
                     **_sandbox_counts(before, sb.stats()),
                 }
 
-            # from here HubSpot's own limits, in every regime (recon's sync paces to them
-            # whatever it is told; the ingest after it is paced to them too)
+            # the dry run reads under the regime's read limits (the ingests'), recon paced
+            # to them; only the writes meet HubSpot's own limits in every regime
             switch_hubspot(regime.hubspot_limits("sync.plan"))
             stages.stage("sync.plan", r, "changes", plan_stage, needs=("build",))
 
@@ -910,10 +921,14 @@ def _run_regime(
                 if not report.ok:
                     raise BenchError(f"the sync did not verify every change: {report.problems[:3]}")
 
-            # the dry run's requests age out of HubSpot's window first (not timed): the
-            # window share is the sync's own (see wait_for_quiet_window)
+            # HubSpot's own limits for the writes (a changed limit starts a fresh window);
+            # the dry run's requests age out of HubSpot's window first when the limits were
+            # already in force (not timed): the window share is the sync's own (see
+            # wait_for_quiet_window)
+            switch_hubspot(regime.hubspot_limits("sync.apply"))
             waited_for_window = wait_for_quiet_window(sb)
             stages.stage("sync.apply", r, "changes", apply_stage, needs=("validate",))
+            switch_hubspot(regime.hubspot_limits("after_sync.ingest.hubspot"))
             # informational, not in the incremental ratio: the next HubSpot ingest re-reads
             # every company the sync wrote (their last-modified time moved), through search
             stages.stage(

@@ -320,7 +320,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         elif cpu_hubspot.unlimited:
             sync_stages = cpu_regime.get("hubspot_sync_stages") or HUBSPOT_SYNC_STAGES
             note = (
-                "HubSpot unlimited and recon unpaced while it ingests; "
+                "HubSpot unlimited and recon unpaced while it reads; "
                 f"{', '.join(sync_stages)} keep {_hubspot_limits(cpu_regime, 'sync').describe()}"
             )
         else:
@@ -519,7 +519,7 @@ def regime_line(name: str, regime: dict[str, Any]) -> str:
             hubspot += " for every stage"
     else:
         hubspot = (
-            f"HubSpot {ingest.describe()} while recon ingests "
+            f"HubSpot {ingest.describe()} while recon reads it "
             f"({', '.join(regime.get('hubspot_ingest_stages') or HUBSPOT_INGEST_STAGES)}"
             + ("; recon unpaced" if ingest.unlimited else "")
             + f"), {sync.describe()} for "

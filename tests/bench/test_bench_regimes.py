@@ -36,7 +36,9 @@ def test_cpu_lifts_hubspots_limits_for_the_ingest_only() -> None:
     for stage in HUBSPOT_SYNC_STAGES:
         assert cpu.hubspot_limits(stage) == latency.hubspot_limits(stage) == HUBSPOT_LIMITS
     assert HubspotLimits(190, 4) == HUBSPOT_LIMITS
-    assert set(HUBSPOT_SYNC_STAGES) == {"sync.plan", "sync.apply", "after_sync.ingest.hubspot"}
+    # only the writes meet HubSpot's own limits in the cpu regime; the reads are recon's cost
+    assert set(HUBSPOT_SYNC_STAGES) == {"sync.apply"}
+    assert {"sync.plan", "after_sync.ingest.hubspot"} <= set(HUBSPOT_INGEST_STAGES)
     assert cpu.stripe_rate_limit_per_s == 0 and latency.stripe_rate_limit_per_s == 25
     with pytest.raises(ValueError, match="calls no HubSpot"):
         cpu.hubspot_limits("build")

@@ -123,9 +123,9 @@ def test_the_header_says_which_limits_each_stage_met() -> None:
     assert got["regimes"]["latency"]["hubspot_rate_limit_per_10s"] == 190
     table = markdown(got)
     assert (
-        "cpu: 0 ms latency, Stripe unlimited, HubSpot unlimited while recon ingests "
-        "(ingest.hubspot, incremental.ingest.hubspot; recon unpaced), 190/10 s (search 4/s) "
-        "for sync.plan, sync.apply, after_sync.ingest.hubspot (recon paced to them)"
+        "cpu: 0 ms latency, Stripe unlimited, HubSpot unlimited while recon reads it "
+        "(ingest.hubspot, incremental.ingest.hubspot, sync.plan, after_sync.ingest.hubspot; "
+        "recon unpaced), 190/10 s (search 4/s) for sync.apply (recon paced to them)"
     ) in table
     assert (
         "latency: 200 ms latency, Stripe 25/s, HubSpot 190/10 s (search 4/s) for every stage"
@@ -133,8 +133,7 @@ def test_the_header_says_which_limits_each_stage_met() -> None:
     )
     row = next(t for t in got["targets"] if t["target"].startswith("CPU-bound ingest hubspot"))
     assert row["note"] == (
-        "HubSpot unlimited and recon unpaced while it ingests; sync.plan, sync.apply, "
-        "after_sync.ingest.hubspot keep 190/10 s (search 4/s)"
+        "HubSpot unlimited and recon unpaced while it reads; sync.apply keep 190/10 s (search 4/s)"
     )
 
 
