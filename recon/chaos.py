@@ -95,9 +95,10 @@ class ChaosError(ReconError):
 
 
 #: Columns the models derive from fetch or build times (wall clock): ``built_at`` stamps the
-#: incremental intermediate models' rows, ``observed_unix``/``last_seen_unix`` are a
-#: subscription's or coupon's ``fetched_at``.
-_WALL_CLOCK_COLUMNS = frozenset({"built_at", "observed_unix", "last_seen_unix"})
+#: incremental models' rows, ``changed_at`` the build that last changed a subscription's MRR
+#: inputs, ``observed_unix``/``last_seen_unix`` are a subscription's or coupon's
+#: ``fetched_at``.
+_WALL_CLOCK_COLUMNS = frozenset({"built_at", "changed_at", "observed_unix", "last_seen_unix"})
 
 
 def _volatile(column: str) -> bool:
