@@ -12,7 +12,8 @@
 * ``quarantine``: records whose typed columns cannot be read, with their reasons.
 
 Every list is fetched as concurrent ``created`` windows (``windows.py``), paced under
-Stripe's rate limit.
+Stripe's rate limit; the lists of a run share one crew of ``list_workers`` fetching threads,
+which take their work in the order the resources are read.
 
 The resources must be extracted in order (``[extract] next_item_mode = "fifo"``): objects
 read the changes that the events resource found.  State moves with the data: dlt commits it
@@ -62,7 +63,7 @@ from pipelines.stripe.settings import (
     StripeObject,
 )
 from pipelines.stripe.webhook_events import SpooledStripeEvents
-from pipelines.stripe.windows import WindowedListing
+from pipelines.stripe.windows import Crew, WindowedListing
 from recon.config import STRIPE_API_BASE_DEFAULT
 from recon.http import ApiClient, MalformedResponse
 
@@ -90,7 +91,8 @@ def stripe_source(
 ) -> Sequence[DltResource]:
     """Stripe events and objects.  ``notes`` (a RunNotes) receives progress and warnings;
     ``client`` (an ApiClient) may be given to share one connection pool, pacing and source
-    clock.  Every list is fetched as ``list_workers`` concurrent ``created`` windows.
+    clock.  Every list is fetched as concurrent ``created`` windows, ``list_workers`` at a
+    time across the lists of the run.
     ``webhook_spool``: the webhook receiver's spool directory, whose pending events land in
     ``events`` too (webhook_events.py)."""
     api: ApiClient = client or stripe_client(api_key, base_url, api_version)
@@ -98,6 +100,8 @@ def stripe_source(
     quarantine = Quarantine("stripe")
     changes = EventChanges()
     spooled = SpooledStripeEvents(webhook_spool, quarantine, run_notes)
+    # the threads that fetch every list of this run, in the order they are read
+    crew = Crew(list_workers)
     # object listings started while the events are listed (see start_object_listings)
     prefetch: dict[str, WindowedListing] = {}
 
@@ -131,7 +135,8 @@ def stripe_source(
             spec.path,
             spec.list_params,
             lo=lo,
-            workers=list_workers,
+            crew=crew,
+            order=1 + OBJECTS.index(spec),
             resource=spec.table,
             quarantine=quarantine,
             notes=run_notes,
@@ -143,8 +148,9 @@ def stripe_source(
         from then on are newer than every event this run can list (new events are newer
         than its first page), so an object is never landed older than an event of this
         run says it is.  Only the fetching is early: the rows are made after the events
-        (they need the changes the events tell of).  Each listing runs a queue ahead, so
-        the rate limit is used while one resource ends and the next begins."""
+        (they need the changes the events tell of).  The crew's threads come to a listing
+        when those before it have no large window left, and each listing runs a queue
+        ahead, so the rate limit is used while one resource ends and the next begins."""
         for spec in OBJECTS:
             state, _, full = plan(spec)
             listing = object_listing(spec, None if full else state.get("cursor"))
@@ -168,7 +174,8 @@ def stripe_source(
             EVENTS_PATH,
             (),
             lo=since,
-            workers=list_workers,
+            crew=crew,
+            order=0,
             resource="events",
             quarantine=quarantine,
             notes=run_notes,
