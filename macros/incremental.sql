@@ -65,9 +65,10 @@
 {%- endmacro %}
 
 {#- last_built_at(): in an incremental build, the newest `built_at` this model holds (the start
-    of its last build). -#}
+    of its last build); the epoch when it holds no row (a build with no data yet: everything
+    is newer). -#}
 {% macro last_built_at() -%}
-    (select max(known.built_at) from {{ this }} as known)
+    (select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }}) from {{ this }} as known)
 {%- endmacro %}
 
 {#- in_rebuild_scope(month_expr, key_expr, changed): in the incremental build of an MRR model

@@ -321,7 +321,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             sync_stages = cpu_regime.get("hubspot_sync_stages") or HUBSPOT_SYNC_STAGES
             note = (
                 "HubSpot unlimited and recon unpaced while it reads; "
-                f"{', '.join(sync_stages)} keep {_hubspot_limits(cpu_regime, 'sync').describe()}"
+                f"{', '.join(sync_stages)} keep{'s' if len(sync_stages) == 1 else ''} "
+                f"{_hubspot_limits(cpu_regime, 'sync').describe()}"
             )
         else:
             note = f"recon paced at HubSpot's {cpu_hubspot.describe()}: the limit's figure"

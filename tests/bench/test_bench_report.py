@@ -133,7 +133,7 @@ def test_the_header_says_which_limits_each_stage_met() -> None:
     )
     row = next(t for t in got["targets"] if t["target"].startswith("CPU-bound ingest hubspot"))
     assert row["note"] == (
-        "HubSpot unlimited and recon unpaced while it reads; sync.apply keep 190/10 s (search 4/s)"
+        "HubSpot unlimited and recon unpaced while it reads; sync.apply keeps 190/10 s (search 4/s)"
     )
 
 

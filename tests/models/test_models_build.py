@@ -531,3 +531,23 @@ def test_incremental_mrr_follows_discounts_months_and_vars(tmp_path: Path) -> No
     _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE, vars=policy)
     assert _mrr(warehouse)[("cus_e", "2026-07")][1] == Decimal(19)
     _assert_equals_full_rebuild(warehouse, tmp_path, vars=policy)
+
+
+def test_incremental_mrr_after_a_build_with_no_subscription(tmp_path: Path) -> None:
+    """The MRR models built once with no subscription at all (empty tables, no `built_at` to
+    compare with) take every subscription that arrives later, with all its months."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    world, _ = mini_world()
+    subscriptions, events = world.stripe["subscriptions"], world.events
+    world.stripe["subscriptions"], world.events = [], []
+    world.write(warehouse, landed_at="2026-06-30T10:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    assert _mrr(warehouse) == {}
+
+    world.stripe["subscriptions"], world.events = subscriptions, events
+    world.write(warehouse, landed_at="2026-06-30T12:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    mrr = _mrr(warehouse)
+    assert mrr[("cus_a", "2026-01")] == ("USD", Decimal(38), Decimal(38), "new")
+    assert mrr[("cus_a", "2026-03")][3] == "expansion"
+    _assert_equals_full_rebuild(warehouse, tmp_path)
