@@ -7,8 +7,10 @@ import functools
 import io
 import itertools
 import logging
+import statistics
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -134,6 +136,9 @@ class HubspotClient(ApiClient):
         self.associations_ahead = _AssociationsAhead(self)
         self._search_workers = 0
         self._search_cond = threading.Condition()
+        # the round trips of the last GETs (list pages, definitions): see latency_bound
+        self.search_min_round_trip_s = SEARCH_MIN_ROUND_TRIP_S
+        self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
 
     def configure_limits(self, rate_limit_per_10s: int, search_rate_per_s: int) -> None:
         """Pace under these limits (the source's configuration) from now on."""
@@ -156,6 +161,43 @@ class HubspotClient(ApiClient):
         remaining = headers.get("x-hubspot-ratelimit-remaining")
         if status != 429 and remaining and remaining.isdigit():
             limiter.observe_remaining(int(remaining))
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        params: Any,
+        json_body: Any,
+        limiter_extra: Iterable[Any],
+        decode: Callable[[bytes], Any],
+    ) -> Any:
+        if method != "GET":
+            return super()._once(method, path, params, json_body, limiter_extra, decode)
+        start = time.monotonic()
+        try:
+            return super()._once(method, path, params, json_body, limiter_extra, decode)
+        finally:
+            # pacing and failures included: a slower figure only keeps search on
+            self._round_trips.append(time.monotonic() - start)
+
+    def latency_bound(self) -> bool:
+        """Whether a list cursor is slowed by round trips, so that search pages from the
+        other end of the id range shorten a full listing (:class:`_ObjectListing`): the
+        median of the last GETs' round trips (their pacing waits included) is at least
+        ``search_min_round_trip_s`` (unknown before the first answer: yes).
+
+        A cursor moves 100 objects a round trip: at HubSpot's ~200 ms, 500 a second, a
+        quarter of the rate limit, which search's pages fill.  Below 50 ms it moves over
+        2,000 a second, HubSpot's 190 requests per 10 s by itself: where the rate limit
+        holds it back, its GETs wait for their turn (the waits count) and search joins in;
+        where nothing does (no latency, no limit), search pages would only add the server's
+        costly requests (HubSpot limits them apart; a search query scans and sorts what it
+        matches, where a list page is read from its cursor), so the list reads alone.  A
+        listing without search asks again after each of its pages."""
+        if self.search_min_round_trip_s <= 0:
+            return True
+        trips = list(self._round_trips)
+        return not trips or statistics.median(trips) >= self.search_min_round_trip_s
 
     def search(self, object_type: str, body: dict[str, Any]) -> Any:
         return self.post(
@@ -219,7 +261,12 @@ class HubspotClient(ApiClient):
 
     # -- search, shared by the object listings -----------------------------------------------
     def search_for(self, listing: _ObjectListing) -> None:
-        """Let ``listing`` have search pages (see :meth:`_search_loop`)."""
+        """Let ``listing`` have search pages (see :meth:`_search_loop`), if round trips
+        slow its list down (:meth:`latency_bound`; asked again when its reader comes)."""
+        if not self.latency_bound():
+            log.debug("hubspot: %s listed without search for now (GETs fast)", listing.name)
+            return
+        listing.with_search = True
         with self._search_cond:
             if listing not in self._searched:
                 self._searched.append(listing)
@@ -320,6 +367,11 @@ ASSOCIATIONS_BATCH = 1_000
 ASSOCIATION_WORKERS = 8
 # Threads sending search pages, each for a different listing (one page at a time each)
 SEARCH_WORKERS = 2
+# A full listing searches from the top only while GETs take at least this long (see
+# HubspotClient.latency_bound), judged on the last few: about 10 s / 190, the round trip
+# below which one list cursor alone would use all of HubSpot's burst limit
+SEARCH_MIN_ROUND_TRIP_S = 0.05
+ROUND_TRIPS_KEPT = 8
 # Threads reading associations ahead (see _AssociationsAhead)
 ASSOCIATIONS_AHEAD_WORKERS = 2
 
@@ -520,7 +572,8 @@ class _ObjectListing(_Listing):
     lowest id, search pages down from the highest (sorted by ``hs_object_id``, 200 a page,
     under search's own limit, each page a new query ``hs_object_id < lowest seen``: no
     offsets, so neither the 10,000-result cap nor records archived meanwhile disturb it),
-    and the two stop where they meet.  Each keeps only what the other has not: ``low`` is
+    and the two stop where they meet.  Where round trips are short (no latency to hide,
+    no pacing: :meth:`HubspotClient.latency_bound`), the list reads alone.  Each keeps only what the other has not: ``low`` is
     the highest id the list has handed out (it has every id up to there), ``high`` the
     lowest the search has (it has every id from there up); a page is checked against the
     other's mark and moves its own under one lock, so every id is handed out once.
@@ -559,6 +612,8 @@ class _ObjectListing(_Listing):
         # pages decided under the lock but not yet handed out: the last partial batch of
         # associations is read only when none is left (else its ids would be read twice)
         self._handing = 0
+        # search pages serve it (the client's search workers): see HubspotClient.search_for
+        self.with_search = False
 
     def start(self) -> None:
         with self._mark:
@@ -632,6 +687,9 @@ class _ObjectListing(_Listing):
                 done = self.met and not plain
             if done or after is None or not results:
                 return
+            if not self.with_search and not plain and self.client.latency_bound():
+                # GETs slowed down since (latency, or pacing: its waits count): search too
+                self.client.search_for(self)
 
     # -- the search, from the highest id down (run by the client's search workers) --
     def wants_search(self) -> bool:

@@ -89,8 +89,8 @@ class FakeHubspot:
         return httpx.Response(200, json=out)
 
 
-def _client(fake: FakeHubspot) -> hh.HubspotClient:
-    return hh.HubspotClient(
+def _client(fake: FakeHubspot, *, search_always: bool = True) -> hh.HubspotClient:
+    client = hh.HubspotClient(
         "pat",
         "http://hub.test",
         rate_limit_per_10s=100_000,
@@ -98,6 +98,9 @@ def _client(fake: FakeHubspot) -> hh.HubspotClient:
         retry=FAST,
         transport=httpx.MockTransport(fake),
     )
+    if search_always:  # both ends, however fast the fake answers (HubspotClient.latency_bound)
+        client.search_min_round_trip_s = 0.0
+    return client
 
 
 def _list(
@@ -266,3 +269,42 @@ def test_only_ascii_digit_ids_are_numeric() -> None:
     assert _numeric_id({"id": "²"}) is None
     assert _numeric_id({"id": "١٢"}) is None  # Arabic-Indic digits
     assert _numeric_id({"id": 5}) is None and _numeric_id("x") is None
+
+
+def _answer_gets(client: hh.HubspotClient, n: int) -> None:
+    for _ in range(n):  # an archived pass: an empty page, answered as fast as the fake goes
+        client.get("/crm/v3/objects/owners", [("limit", "1"), ("archived", "true")])
+
+
+def test_a_listing_searches_from_the_top_only_while_round_trips_are_long() -> None:
+    ids = list(range(1, 1501))
+    # list pages answered at once: the list alone, no search page (the server's costly path)
+    fast = FakeHubspot({"companies": ids})
+    client = _client(fast, search_always=False)
+    try:
+        assert client.latency_bound()  # nothing answered yet: as a real API, search
+        _answer_gets(client, 3)
+        assert not client.latency_bound()
+        assert sorted(_list(client, "companies"), key=int) == [str(i) for i in ids]
+    finally:
+        client.close()
+    assert fast.requests["POST /crm/v3/objects/companies/search"] == 0
+    # its 15 pages (and the archived pass, started ahead, if it went out before the end)
+    assert fast.requests["GET /crm/v3/objects/companies"] in (15, 16)
+
+    # list pages slower than the threshold: search pages down from the top as before
+    slow = FakeHubspot({"companies": ids})
+    slow.list_delay_s = 0.03
+    client = _client(slow, search_always=False)
+    client.search_min_round_trip_s = 0.02
+    try:
+        _answer_gets(client, 3)
+        assert client.latency_bound()
+        got = _list(client, "companies")
+        # search POSTs are not list round trips: the figure stays the GETs'
+        assert all(t >= 0.02 for t in client._round_trips)
+    finally:
+        client.close()
+    assert Counter(got) == Counter(str(i) for i in ids)
+    assert slow.requests["POST /crm/v3/objects/companies/search"] > 0
+    assert slow.requests["GET /crm/v3/objects/companies"] < 15
