@@ -154,6 +154,10 @@ def _as_value(value: Any) -> str:
     return str(value)
 
 
+#: queries whose ordered matches a store keeps (a search pages through one query at a time)
+SEARCH_CACHE_SIZE = 64
+
+
 class HubspotAPI:
     def __init__(self) -> None:
         self._correlation = itertools.count(1)
@@ -682,59 +686,81 @@ class HubspotAPI:
                 )
             return lambda oid: conv(store.objects[oid]["properties"].get(name))
 
-        matched: set[int] = set()
-        for group in groups or [{"filters": []}]:
-            filters = group.get("filters") or []
-            candidates: Iterable[int] = store.active_ids
-            tests: list[Callable[[int], bool]] = []
-            for f in filters:
-                name = str(f.get("propertyName", ""))
-                op = str(f.get("operator", "EQ")).upper()
-                if op not in SEARCH_OPERATORS:
-                    raise _validation(f"Unsupported filter operator: {op}")
-                if strict and name not in defs and name != "hs_object_id":
-                    raise _validation(f"Property {name!r} does not exist on {store.object_type}.")
-                conv = typed(name)
-                try:
-                    value = conv(f.get("value"))
-                    high = conv(f.get("highValue"))
-                    values = [conv(v) for v in f.get("values") or []]
-                except (TypeError, ValueError):
-                    raise _validation(f"Invalid filter value for {name}.") from None
-                if op in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN") and value is None:
-                    raise _validation(f"Filter on {name} with {op} needs a value.")
-                if op == "BETWEEN" and high is None:
-                    raise _validation(f"Filter on {name} with BETWEEN needs a highValue.")
-                if name == store.lastmod_property and op in (
-                    "GT",
-                    "GTE",
-                    "LT",
-                    "LTE",
-                    "EQ",
-                    "BETWEEN",
-                ):
-                    # the last-modified index answers these exactly: no per-object test
-                    candidates = self._lastmod_range(store, op, value, high, candidates)
-                    continue
-                tests.append(_filter_test(getter(name), op, value, high, values))
-            if tests:
-                matched.update(oid for oid in candidates if all(t(oid) for t in tests))
-            else:
-                matched.update(candidates)
+        def match() -> list[int]:
+            matched: set[int] = set()
+            for group in groups or [{"filters": []}]:
+                filters = group.get("filters") or []
+                candidates: Iterable[int] = store.active_ids
+                tests: list[Callable[[int], bool]] = []
+                for f in filters:
+                    name = str(f.get("propertyName", ""))
+                    op = str(f.get("operator", "EQ")).upper()
+                    if op not in SEARCH_OPERATORS:
+                        raise _validation(f"Unsupported filter operator: {op}")
+                    if strict and name not in defs and name != "hs_object_id":
+                        raise _validation(
+                            f"Property {name!r} does not exist on {store.object_type}."
+                        )
+                    conv = typed(name)
+                    try:
+                        value = conv(f.get("value"))
+                        high = conv(f.get("highValue"))
+                        values = [conv(v) for v in f.get("values") or []]
+                    except (TypeError, ValueError):
+                        raise _validation(f"Invalid filter value for {name}.") from None
+                    if op in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN") and value is None:
+                        raise _validation(f"Filter on {name} with {op} needs a value.")
+                    if op == "BETWEEN" and high is None:
+                        raise _validation(f"Filter on {name} with BETWEEN needs a highValue.")
+                    if name == store.lastmod_property and op in (
+                        "GT",
+                        "GTE",
+                        "LT",
+                        "LTE",
+                        "EQ",
+                        "BETWEEN",
+                    ):
+                        # the last-modified index answers these exactly: no per-object test
+                        candidates = self._lastmod_range(store, op, value, high, candidates)
+                        continue
+                    tests.append(_filter_test(getter(name), op, value, high, values))
+                if tests:
+                    matched.update(oid for oid in candidates if all(t(oid) for t in tests))
+                else:
+                    matched.update(candidates)
 
-        ordered = sorted(matched)
-        for sort in reversed(body.get("sorts") or []):
-            if isinstance(sort, str):
-                name, desc = sort.lstrip("-"), sort.startswith("-")
-            else:
-                name = str(sort.get("propertyName"))
-                desc = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
-            get = getter(name)
-            keyed = [(get(oid), oid) for oid in ordered]
-            present = [(v, oid) for v, oid in keyed if v is not None]
-            absent = [oid for v, oid in keyed if v is None]
-            present.sort(key=lambda p: p[0], reverse=desc)
-            ordered = [oid for _, oid in present] + absent
+            ordered = sorted(matched)
+            for sort in reversed(body.get("sorts") or []):
+                if isinstance(sort, str):
+                    name, desc = sort.lstrip("-"), sort.startswith("-")
+                else:
+                    name = str(sort.get("propertyName"))
+                    desc = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
+                get = getter(name)
+                keyed = [(get(oid), oid) for oid in ordered]
+                present = [(v, oid) for v, oid in keyed if v is not None]
+                absent = [oid for v, oid in keyed if v is None]
+                present.sort(key=lambda p: p[0], reverse=desc)
+                ordered = [oid for _, oid in present] + absent
+            return ordered
+
+        # the matching ids in order, computed once per query and kept while the store is
+        # unchanged: a search pages by offset, and recomputing the whole match for every page
+        # made each page cost O(N log N) under the world lock (as a real, indexed HubSpot
+        # does not)
+        cache_key = (
+            orjson.dumps(groups, option=orjson.OPT_SORT_KEYS),
+            orjson.dumps(body.get("sorts") or [], option=orjson.OPT_SORT_KEYS),
+            len(defs),
+        )
+        cached = store.search_cache.get(cache_key)
+        if cached is not None and cached[0] == store.version:
+            ordered = cached[1]
+        else:
+            ordered = match()
+            store.search_cache[cache_key] = (store.version, ordered)
+            while len(store.search_cache) > SEARCH_CACHE_SIZE:
+                store.search_cache.pop(next(iter(store.search_cache)))
         total = len(ordered)
         end = min(after + limit, total, SEARCH_CAP)
         props = body.get("properties")

@@ -503,6 +503,10 @@ class HubspotObjects:
         self.by_lastmod: list[tuple[int, int]] = sorted(
             (self.lastmod[i], i) for i in self.active_ids
         )
+        # bumped by every change: the search answers kept for a version (hubspot_api) hold
+        # only while it is current
+        self.version = 0
+        self.search_cache: dict[Any, tuple[int, list[int]]] = {}
 
     def lastmod_ms(self, obj: dict[str, Any]) -> int:
         props = obj.get("properties") or {}
@@ -512,6 +516,7 @@ class HubspotObjects:
         return ms or 0
 
     def update(self, oid: int, properties: dict[str, str], at_ms: int) -> None:
+        self.version += 1
         obj = self.objects[oid]
         archived = bool(obj.get("archived"))
         old = self.lastmod[oid]

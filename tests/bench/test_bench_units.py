@@ -157,3 +157,12 @@ def test_scaling_reports_hubspot_requests_beside_the_time() -> None:
     rows = targets(dict(big, scaling=sc, ratios=ratios, peak_rss_mb=None))
     row = next(r for r in rows if r["target"].startswith("time at L"))
     assert "HubSpot requests 5.5x" in row["note"]
+    assert "steps with the windows" in row["note"]  # no limits recorded: HubSpot's held
+
+    # a stage that met no HubSpot limit (the cpu regime's reads): no step to blame
+    unpaced = {"hubspot_limits": {"sandbox": {"rate_limit_per_10s": 0}}}
+    for s in big["stages"]:
+        s["detail"].update(unpaced)  # type: ignore[union-attr]
+    rows = targets(dict(big, scaling=sc, ratios=ratios, peak_rss_mb=None))
+    row = next(r for r in rows if r["target"].startswith("time at L"))
+    assert "HubSpot requests 5.5x" in row["note"] and "steps" not in row["note"]

@@ -528,3 +528,26 @@ def test_hubspot_sdk_works_unchanged(fresh: SandboxHandle) -> None:
         ),
     )
     assert created.name == "health"
+
+
+def test_a_search_answer_kept_between_pages_follows_writes(fresh: SandboxHandle) -> None:
+    """The sandbox keeps a query's ordered matches between its pages (each page does not scan
+    and sort every object again); a write in between is seen by the next page."""
+    body: dict[str, Any] = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "other"}]}
+        ],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "properties": ["lifecyclestage"],
+        "limit": 1,
+    }
+    assert search(fresh, body).json()["total"] == 0
+    assert search(fresh, {**body, "after": "0"}).json()["total"] == 0  # the kept answer
+    r = post(
+        fresh,
+        "/crm/v3/objects/companies/batch/update",
+        {"inputs": [{"id": "1001", "properties": {"lifecyclestage": "other"}}]},
+    )
+    assert r.status_code == 200
+    page = search(fresh, body).json()
+    assert page["total"] == 1 and [x["id"] for x in page["results"]] == ["1001"]
