@@ -81,3 +81,27 @@
         or {{ key_expr }} in (select {{ changed }}.{{ key }} from {{ changed }})
     )
 {%- endmacro %}
+
+{#- rebuild_scope_markers(row_columns, key, changed, computed, computed_filter): in the
+    incremental build of an MRR model, `union all` one key marker (these columns of the kept
+    row, `built_at` null) for every row it holds in the rebuilt scope (in_rebuild_scope) that
+    ``computed`` (the rows this build makes, by ``key`` and month, where ``computed_filter``
+    holds) no longer has; delete+insert replaces the row with the marker, and the post-hook
+    (delete_key_markers) deletes the marker. -#}
+{% macro rebuild_scope_markers(row_columns, key, changed, computed, computed_filter=none) -%}
+    union all
+    select
+        {% for column in row_columns %}known.{{ column }},{% endfor %}
+        cast(null as timestamp) as built_at
+    from {{ this }} as known
+    where
+        {{ recon.in_rebuild_scope('known.month', 'known.' ~ key, changed, key) }}
+        and not exists (
+            select 1
+            from {{ computed }}
+            where
+                {{ computed }}.{{ key }} = known.{{ key }}
+                and {{ computed }}.month = known.month
+                {% if computed_filter %}and ({{ computed_filter }}){% endif %}
+        )
+{%- endmacro %}

@@ -187,7 +187,8 @@ def dbt_args(
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """These environment variables set inside the block, as they were after it."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -289,7 +290,7 @@ def build(
     )
     callbacks = [_event_callback(on_node)] if on_node is not None else []
     started = time.monotonic()
-    with _environment(env):
+    with environment(env):
         try:
             res = dbtRunner(callbacks=callbacks).invoke(args)
         finally:

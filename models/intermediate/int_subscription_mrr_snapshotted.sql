@@ -518,19 +518,6 @@ left join ignored_discounts
         subscription_months.subscription_id = ignored_discounts.subscription_id
         and subscription_months.month = ignored_discounts.month
 {% if incremental %}
-    union all
     -- key markers: the rows in the rebuilt scope that are no longer computed
-    select
-        {% for column in row_columns %}known.{{ column }},{% endfor %}
-        cast(null as timestamp) as built_at
-    from {{ this }} as known
-    where
-        {{ recon.in_rebuild_scope('known.month', 'known.subscription_id', 'changed_subscriptions', 'subscription_id') }}
-        and not exists (
-            select 1
-            from subscription_months
-            where
-                subscription_months.subscription_id = known.subscription_id
-                and subscription_months.month = known.month
-        )
+    {{ recon.rebuild_scope_markers(row_columns, 'subscription_id', 'changed_subscriptions', 'subscription_months') }}
 {% endif %}

@@ -178,16 +178,10 @@ def hubspot_pacing_env(limits: HubspotLimits) -> dict[str, str]:
 def recon_hubspot_pacing(limits: HubspotLimits) -> Iterator[None]:
     """Pace recon's HubSpot source to ``limits`` inside the block (the variables it set are
     restored after)."""
-    saved = {k: os.environ.get(k) for k in HUBSPOT_PACING_ENV}
-    os.environ.update(hubspot_pacing_env(limits))
-    try:
+    from recon.build import environment
+
+    with environment(hubspot_pacing_env(limits)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def use_hubspot_limits(sandbox: Any, limits: HubspotLimits) -> dict[str, int]:

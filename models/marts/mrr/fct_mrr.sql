@@ -232,20 +232,9 @@ where
         'month', 'customer_id', 'changed_customers', 'customer_id'
     ) if incremental else 'true' }}
 {% if incremental %}
-    union all
     -- key markers: the rows in the rebuilt scope that are no longer computed
-    select
-        {% for column in row_columns %}known.{{ column }},{% endfor %}
-        cast(null as timestamp) as built_at
-    from {{ this }} as known
-    where
-        {{ recon.in_rebuild_scope('known.month', 'known.customer_id', 'changed_customers', 'customer_id') }}
-        and not exists (
-            select 1
-            from with_history
-            where
-                with_history.customer_id = known.customer_id
-                and with_history.month = known.month
-                and (with_history.mrr_reporting > 0 or with_history.previous_mrr_reporting > 0)
-        )
+    {{ recon.rebuild_scope_markers(
+        row_columns, 'customer_id', 'changed_customers', 'with_history',
+        'with_history.mrr_reporting > 0 or with_history.previous_mrr_reporting > 0'
+    ) }}
 {% endif %}
