@@ -105,3 +105,25 @@
                 {% if computed_filter %}and ({{ computed_filter }}){% endif %}
         )
 {%- endmacro %}
+
+{#- rebuild_scope_from_month(): in the incremental build of an MRR model, the body of its
+    `rebuild_scope` CTE: the first month it recomputes for every key, the earlier of the newest
+    month it holds and the current month (which moves with `as_of`; a month that ended is
+    measured again at its end). -#}
+{% macro rebuild_scope_from_month() -%}
+    select
+        least(
+            coalesce((select max(known.month) from {{ this }} as known), max(reporting_months.month)),
+            max(reporting_months.month)
+        ) as from_month
+    from {{ ref('int_reporting_months') }} as reporting_months
+{%- endmacro %}
+
+{#- changed_since_last_build(key): in the incremental build of an MRR model, the body of the
+    CTE of its changed keys (``key``: subscription_id or customer_id): those whose MRR inputs
+    changed since its last build (int_subscription_mrr_inputs). -#}
+{% macro changed_since_last_build(key) -%}
+    select distinct {{ key }}
+    from {{ ref('int_subscription_mrr_inputs') }}
+    where changed_at > {{ recon.last_built_at() }}
+{%- endmacro %}

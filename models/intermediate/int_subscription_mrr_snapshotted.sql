@@ -70,19 +70,11 @@ currency_exponents as (
 
 {% if incremental %}
     rebuild_scope as (
-        -- from the earlier of the newest month built last time and the current month
-        select
-            least(
-                coalesce((select max(known.month) from {{ this }} as known), max(months.month)),
-                max(months.month)
-            ) as from_month
-        from months
+        {{ recon.rebuild_scope_from_month() }}
     ),
 
     changed_subscriptions as (
-        select distinct subscription_id
-        from {{ ref('int_subscription_mrr_inputs') }}
-        where changed_at > {{ recon.last_built_at() }}
+        {{ recon.changed_since_last_build('subscription_id') }}
     ),
 {% endif %}
 

@@ -32,19 +32,11 @@ with
 
 {% if incremental %}
     rebuild_scope as (
-        -- from the earlier of the newest month built last time and the current month
-        select
-            least(
-                coalesce((select max(known.month) from {{ this }} as known), max(reporting_months.month)),
-                max(reporting_months.month)
-            ) as from_month
-        from {{ ref('int_reporting_months') }} as reporting_months
+        {{ recon.rebuild_scope_from_month() }}
     ),
 
     changed_customers as (
-        select distinct customer_id
-        from {{ ref('int_subscription_mrr_inputs') }}
-        where changed_at > {{ recon.last_built_at() }}
+        {{ recon.changed_since_last_build('customer_id') }}
     ),
 
     paid_before_scope as (
