@@ -20,17 +20,31 @@ customers as (
     select * from {{ ref('stg_stripe__customers') }}
 ),
 
--- Each part reads the listed subscriptions itself, in a subquery, not from a shared CTE: a
--- CTE read three times is materialised whole (every subscription's JSON), and DuckDB streams
--- the unnesting (recon.json_array_rows) only over a table or a subquery (DECISIONLOG "Models:
--- memory"). Most subscriptions carry no discount object: only these are unnested (a cheap
--- test of the text first; the unnesting checks each element exactly).
+-- The listed subscriptions that may carry a discount object are read once, in a CTE (its
+-- three readers materialise it: a few thousand rows, not every subscription's JSON): the
+-- staging view reads a subscription's three documents with one parse of its JSON, where a
+-- reader per document parsed each subscription three times. Most subscriptions carry no
+-- discount object: only these are kept (a cheap test of the text; the unnesting checks each
+-- element exactly), and each part applies its own test again.
+listed_candidates as (
+    select
+        listed.fetched_at,
+        listed.discount_json,
+        listed.discounts_json,
+        listed.items_json
+    from {{ ref('stg_stripe__subscriptions') }} as listed
+    where
+        {{ recon.json_type('listed.discount_json') }} = 'object'
+        or {{ recon.json_may_hold_object_in_array('listed.discounts_json') }}
+        or {{ recon.json_may_hold_object_in_array('listed.items_json', 'discounts') }}
+),
+
 listed_documents as (
     select
         subscriptions.discount_json,
         {{ recon.to_unix('subscriptions.fetched_at') }} as observed_unix,
         'subscriptions' as observed_in
-    from {{ ref('stg_stripe__subscriptions') }} as subscriptions
+    from listed_candidates as subscriptions
     where {{ recon.json_type('subscriptions.discount_json') }} = 'object'
 
     union all
@@ -42,7 +56,7 @@ listed_documents as (
         select
             listed.fetched_at,
             listed.discounts_json
-        from {{ ref('stg_stripe__subscriptions') }} as listed
+        from listed_candidates as listed
         where {{ recon.json_may_hold_object_in_array('listed.discounts_json') }}
     ) as subscriptions
     {{ recon.json_array_rows('subscriptions.discounts_json', 'subscription_discount') }}
@@ -57,7 +71,7 @@ listed_documents as (
         select
             listed.fetched_at,
             listed.items_json
-        from {{ ref('stg_stripe__subscriptions') }} as listed
+        from listed_candidates as listed
         where {{ recon.json_may_hold_object_in_array('listed.items_json', 'discounts') }}
     ) as subscriptions
     {{ recon.json_array_rows('subscriptions.items_json', 'subscription_item') }}

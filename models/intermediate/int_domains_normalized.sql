@@ -33,13 +33,23 @@ domain_texts as (
     where strpos(email, '@') > 0
 ),
 
-prepared as (
+prepared as materialized (
     select
         domain_text,
-        {{ recon.domain_before_idna('domain_text') }} as host_name
-    from domain_texts
+        host_name,
+        {{ recon.is_ascii('host_name') }}
+        and length(host_name) - length(replace(host_name, '.', '')) + 1 <= 253 as is_ascii_host
+    from (
+        select
+            domain_text,
+            {{ recon.domain_before_idna('domain_text') }} as host_name
+        from domain_texts
+    ) as domain_hosts
 ),
 
+-- Only the host names with a non-ASCII character are split into labels: an ASCII host name
+-- (of at most 253 labels, the most `numbers` splits) is its own normalized form, its labels
+-- joined again as they were (normalized, below).
 labels as (
     select
         prepared.domain_text,
@@ -49,6 +59,7 @@ labels as (
     from prepared
     inner join numbers
         on numbers.n <= length(prepared.host_name) - length(replace(prepared.host_name, '.', '')) + 1
+    where not prepared.is_ascii_host
 ),
 
 idn_labels as (
@@ -300,6 +311,14 @@ normalized as (
     left join punycoded_labels
         on labels.domain_label = punycoded_labels.domain_label
     group by labels.domain_text
+
+    union all
+
+    select
+        domain_text,
+        host_name as normalized_domain
+    from prepared
+    where is_ascii_host
 )
 
 select

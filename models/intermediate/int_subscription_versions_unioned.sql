@@ -72,11 +72,25 @@ ordered_events as (
     {% endif %}
 ),
 
+-- the listed subscriptions without events (a life story): the md5 of the listed object is
+-- computed only for these (most, not all, subscriptions), after the anti-join
 listed_subscriptions as (
     select
-        stg_subscriptions.*,
-        md5(cast(stg_subscriptions.subscription_json as {{ dbt.type_string() }})) as listed_state_md5
-    from {{ ref('stg_stripe__subscriptions') }} as stg_subscriptions
+        without_events.*,
+        md5(cast(without_events.subscription_json as {{ dbt.type_string() }})) as listed_state_md5
+    from (
+        select
+            stg_subscriptions.subscription_id,
+            stg_subscriptions.api_version,
+            stg_subscriptions.subscription_json
+        from {{ ref('stg_stripe__subscriptions') }} as stg_subscriptions
+        where
+            not exists (
+                select 1
+                from {{ ref('int_subscription_events_ordered') }} as subscription_events
+                where subscription_events.subscription_id = stg_subscriptions.subscription_id
+            )
+    ) as without_events
 ),
 
 event_versions as (
@@ -130,14 +144,8 @@ subscriptions_without_events as (
             listed_subscriptions.api_version,
             listed_subscriptions.listed_state_md5
         from listed_subscriptions
-        where
-            not exists (
-                select 1
-                from {{ ref('int_subscription_events_ordered') }} as subscription_events
-                where subscription_events.subscription_id = listed_subscriptions.subscription_id
-            )
         {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5']) %}
-            and not exists (
+            where not exists (
                 select 1
                 from {{ this }} as known
                 where

@@ -41,33 +41,11 @@ versions as (
     from {{ ref('int_subscription_versions_unioned') }}
 ),
 
-items as (
-    select
-        version_id,
-        item_position,
-        price_id,
-        product_id,
-        recurring_interval,
-        interval_count,
-        is_counted
-    from {{ ref('int_subscription_items_priced') }}
-),
-
 products as (
     select
         product_id,
         product_name
     from {{ ref('stg_stripe__products') }}
-),
-
-discounts_attached as (
-    select
-        version_id,
-        discount_id,
-        discount_level,
-        discount_position,
-        subscription_item_id
-    from {{ ref('int_subscription_discounts_attached') }}
 ),
 
 discounts as (
@@ -105,6 +83,39 @@ first_versions as (
         from versions
     ) as ranked_versions
     where version_rank = 1
+),
+
+-- the version each subscription shows (in effect at as_of, else its first): only these
+-- versions' items and discounts are summarised
+current_versions as (
+    select coalesce(subscriptions.version_id, first_versions.version_id) as version_id
+    from first_versions
+    left join subscriptions
+        on first_versions.subscription_id = subscriptions.subscription_id
+),
+
+items as (
+    select
+        version_id,
+        item_position,
+        price_id,
+        product_id,
+        recurring_interval,
+        interval_count,
+        is_counted
+    from {{ ref('int_subscription_items_priced') }}
+    where version_id in (select current_versions.version_id from current_versions)
+),
+
+discounts_attached as (
+    select
+        version_id,
+        discount_id,
+        discount_level,
+        discount_position,
+        subscription_item_id
+    from {{ ref('int_subscription_discounts_attached') }}
+    where version_id in (select current_versions.version_id from current_versions)
 ),
 
 plan_items as (
