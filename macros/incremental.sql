@@ -21,10 +21,7 @@
     versions, a condition keeping the versions (``relation``: their alias) rebuilt since the
     newest this model holds (``built_at`` is the build's start, the same in every model). -#}
 {% macro built_since_last_build(relation) -%}
-    {{ relation }}.built_at > (
-        select coalesce(max(known.built_at), {{ recon.epoch_timestamp(with_time_zone=false) }})
-        from {{ this }} as known
-    )
+    {{ relation }}.built_at > {{ recon.last_built_at() }}
 {%- endmacro %}
 
 {#- landed_since_built(raw_column, built_column): in an incremental build of a staging table

@@ -104,19 +104,9 @@ class SandboxState:
     def _configure(self, config: WorldConfig) -> None:
         """Apply the world's rate limits, with the overrides (a limit whose value changes
         starts a fresh window)."""
-        o = self.limit_overrides
-        effective = dataclasses.replace(
-            config,
-            stripe_rate_limit_per_s=o.get(
-                "stripe_rate_limit_per_s", config.stripe_rate_limit_per_s
-            ),
-            hubspot_rate_limit_per_10s=o.get(
-                "hubspot_rate_limit_per_10s", config.hubspot_rate_limit_per_10s
-            ),
-            hubspot_search_rate_limit_per_s=o.get(
-                "hubspot_search_rate_limit_per_s", config.hubspot_search_rate_limit_per_s
-            ),
-        )
+        # the overrides are WorldConfig fields (parse_limits admits LIMIT_KEYS only)
+        overrides: dict[str, Any] = dict(self.limit_overrides)
+        effective = dataclasses.replace(config, **overrides)
         self.stripe.configure(effective)
         self.hubspot.configure(effective)
 
