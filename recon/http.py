@@ -24,11 +24,20 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 import orjson
 import tenacity
 
 from recon.errors import ExitCode, ReconError, UsageError
+
+# httpcore reads a response 64 KiB at a time, and each read goes through h11's parser in
+# Python: a Stripe list page (100 objects, up to ~500 KB) took ~8 reads.  One read takes
+# what the socket has, up to 1 MiB.  Measured on a 20,000-customer Stripe ingest: ~0.2 s
+# less CPU of ~4.6 s (the HTTP code holds the GIL the row building needs).
+READ_BYTES = 1 << 20
+if httpcore.HTTP11Connection.READ_NUM_BYTES < READ_BYTES:
+    httpcore.HTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
 log = logging.getLogger(__name__)
 
