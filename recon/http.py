@@ -178,6 +178,20 @@ def default_timeout_s(default: float = 30.0) -> float:
     return value
 
 
+HTTP_CLIENTS = ("direct", "httpx")
+
+
+def http_client_choice() -> str:
+    """``RECON_HTTP_CLIENT``: ``direct`` (the default: the standard library's connections,
+    recon/http_direct.py) or ``httpx`` (httpx's client, as recon used before)."""
+    value = os.environ.get("RECON_HTTP_CLIENT", "").strip().lower() or "direct"
+    if value not in HTTP_CLIENTS:
+        raise UsageError(
+            f"RECON_HTTP_CLIENT must be one of {', '.join(HTTP_CLIENTS)}, not {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
@@ -258,10 +272,11 @@ class ApiClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
-        # the standard library's connections, unless a transport is given (tests) or a
-        # proxy applies: the same requests for a quarter of the CPU (http_direct.py)
+        # the standard library's connections, unless a transport is given (tests), a proxy
+        # applies or RECON_HTTP_CLIENT=httpx: the same requests for a quarter of the CPU
+        # (http_direct.py)
         self._direct: DirectConnections | None = None
-        if transport is None and not proxied(base_url):
+        if transport is None and not proxied(base_url) and http_client_choice() == "direct":
             self._direct = DirectConnections(
                 base_url, all_headers, timeout_s=self.retry.timeout_s, connect_timeout_s=connect_s
             )

@@ -20,7 +20,8 @@ What httpx did that recon relies on is kept:
   answers) raise :class:`httpx.TransportError` subclasses, which the client retries as
   before; the connection is then dropped.
 
-No ``Accept-Encoding`` is sent: Stripe and HubSpot answer uncompressed.
+* answers compressed with gzip or deflate (``Accept-Encoding``, as httpx asks) are
+  decompressed; a body that does not decompress is a transport error, retried.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import ssl
 import threading
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Mapping, Sequence
 
 import httpx
@@ -90,7 +92,7 @@ class DirectConnections:
         self.host = parts.hostname
         self.port = parts.port or (443 if self.https else 80)
         self.prefix = parts.path.rstrip("/")
-        self.headers = {"User-Agent": USER_AGENT, **headers}
+        self.headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **headers}
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._tls = _tls_context() if self.https else None
@@ -170,7 +172,11 @@ class DirectConnections:
             ) from None
         if response.will_close:
             self._discard(conn)
-        return response.status, httpx.Headers(response.getheaders()), content
+        response_headers = httpx.Headers(response.getheaders())
+        encoding = response_headers.get("content-encoding", "").strip().lower()
+        if encoding and encoding != "identity":
+            content = _decompressed(content, encoding, f"{method} {path}")
+        return response.status, response_headers, content
 
     def close(self) -> None:
         with self._lock:
@@ -178,6 +184,23 @@ class DirectConnections:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+
+
+def _decompressed(content: bytes, encoding: str, what: str) -> bytes:
+    """The body of an answer with ``Content-Encoding`` gzip or deflate."""
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(content)
+            except zlib.error:  # raw deflate, without the zlib header
+                return zlib.decompress(content, -zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise httpx.RemoteProtocolError(
+            f"{what}: the {encoding} body does not decompress: {exc}"
+        ) from None
+    raise httpx.RemoteProtocolError(f"{what}: an answer in an encoding not asked for: {encoding}")
 
 
 def _text(value: object) -> str:

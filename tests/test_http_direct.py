@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import json
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from recon.errors import UsageError
 from recon.http import ApiClient, RetryPolicy
 from recon.http_direct import DirectConnections, proxied
 
@@ -60,6 +62,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if mode == "stall":
             time.sleep(1.0)
+        if mode in ("gzip", "bad-gzip"):
+            payload = json.dumps({"path": self.path}).encode()
+            body = gzip.compress(payload) if mode == "gzip" else b"not gzip at all"
+            self._answer(200, body, {"Content-Encoding": "gzip"})
+            return
         if mode == "close-after":
             self._answer(200, b'{"ok": true}')
             self.close_connection = True  # the server drops the kept-alive connection
@@ -189,7 +196,7 @@ def test_api_client_retries_a_truncated_body_over_direct_connections(server: Any
     assert client.stats.retries == 1 and len(seen) == 2
 
 
-def test_api_client_uses_httpx_with_a_transport_or_behind_a_proxy(
+def test_api_client_uses_httpx_with_a_transport_behind_a_proxy_or_when_asked(
     server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _, _ = server
@@ -199,6 +206,18 @@ def test_api_client_uses_httpx_with_a_transport_or_behind_a_proxy(
         assert client._direct is None and client.get("/x") == {"mock": True}
     finally:
         client.close()
+
+    monkeypatch.setenv("RECON_HTTP_CLIENT", "httpx")
+    client = ApiClient(service="Test", base_url=url, token="k")
+    try:
+        assert client._direct is None
+        assert client.get("/x")["path"] == "/base/x"
+    finally:
+        client.close()
+    monkeypatch.setenv("RECON_HTTP_CLIENT", "curl")
+    with pytest.raises(UsageError, match="RECON_HTTP_CLIENT"):
+        ApiClient(service="Test", base_url=url, token="k")
+    monkeypatch.delenv("RECON_HTTP_CLIENT")
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "")
@@ -253,3 +272,21 @@ def test_tls_is_verified_against_the_configured_authorities(
     finally:
         conn.close()
     assert status == 200 and json.loads(body) == {"path": "/v1/x"}
+
+
+def test_a_gzip_answer_is_decompressed_and_a_broken_one_is_a_transport_error(
+    server: Any,
+) -> None:
+    url, seen, mode = server
+    conn = _direct(url)
+    try:
+        mode["next"] = "gzip"
+        status, headers, body = conn.request("GET", "/z", [], None, None)
+        assert status == 200 and headers["content-encoding"] == "gzip"
+        assert json.loads(body) == {"path": "/base/z"}
+        mode["next"] = "bad-gzip"
+        with pytest.raises(httpx.TransportError):
+            conn.request("GET", "/z", [], None, None)
+    finally:
+        conn.close()
+    assert "gzip" in seen[0]["headers"]["Accept-Encoding"]
