@@ -107,8 +107,8 @@ class DirectConnections:
             self._discard(conn)
             conn = None
         if conn is None:
-            if self._closed:
-                raise httpx.ConnectError("the client is closed")
+            if self._closed:  # as httpx: not a transport error, so not retried
+                raise RuntimeError("cannot send a request: the HTTP client is closed")
             if self._tls is not None:
                 conn = http.client.HTTPSConnection(
                     self.host, self.port, timeout=self.connect_timeout_s, context=self._tls

@@ -170,6 +170,16 @@ def test_transport_failures_are_httpx_transport_errors(
         conn.close()
 
 
+def test_a_closed_client_refuses_at_once(server: Any) -> None:
+    url, seen, _ = server
+    conn = _direct(url)
+    conn.request("GET", "/a", [], None, None)
+    conn.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        conn.request("GET", "/b", [], None, None)
+    assert len(seen) == 1
+
+
 def test_a_refused_connection_is_a_connect_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
