@@ -67,6 +67,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = gzip.compress(payload) if mode == "gzip" else b"not gzip at all"
             self._answer(200, body, {"Content-Encoding": "gzip"})
             return
+        if mode == "chunked":
+            payload = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (payload[:5], payload[5:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if mode == "close-after":
             self._answer(200, b'{"ok": true}')
             self.close_connection = True  # the server drops the kept-alive connection
@@ -116,6 +125,19 @@ def test_a_request_keeps_its_path_query_headers_and_body(server: Any) -> None:
     assert seen[0]["headers"]["Authorization"] == "Bearer k"
     assert seen[1]["method"] == "POST" and seen[1]["body"] == b'{"q": 1}'
     # one kept-alive connection for both requests of the thread
+    assert seen[0]["port"] == seen[1]["port"]
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(server: Any) -> None:
+    url, seen, mode = server
+    conn = _direct(url)
+    try:
+        mode["next"] = "chunked"
+        _, _, body = conn.request("GET", "/c", [], None, None)
+        conn.request("GET", "/d", [], None, None)
+    finally:
+        conn.close()
+    assert json.loads(body) == {"path": "/base/c"}
     assert seen[0]["port"] == seen[1]["port"]
 
 
