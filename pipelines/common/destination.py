@@ -20,21 +20,28 @@ deletes, dedup sorts) fall back to dlt's staging merge.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import duckdb
 from dlt.common.configuration import configspec
+from dlt.common.destination import DestinationCapabilitiesContext
 from dlt.common.destination.client import LoadJob, PreparedTableSchema
+from dlt.common.schema import Schema
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.common.storages.load_storage import ParsedLoadJobFileName
 from dlt.destinations.impl.duckdb.configuration import (
     DuckDbClientConfiguration,
     DuckDbCredentials,
 )
-from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.duckdb.duck import HINT_TO_POSTGRES_ATTR, DuckDbClient, DuckDbCopyJob
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.destinations.insert_job_client import InsertValuesJobClient
 
+from recon.errors import UsageError
 from recon.killpoints import kill_point
 
 DIRECT_STRATEGIES = ("insert-only", "upsert")
@@ -101,9 +108,46 @@ def compressed(*columns: str, method: str = "zstd") -> dict[str, dict[str, Any]]
     return {name: {"name": name, COMPRESSION_HINT: method} for name in columns}
 
 
+class ReconDuckDbSqlClient(DuckDbSqlClient):  # type: ignore[misc]
+    """dlt's DuckDB SQL client; with :attr:`ReconDuckDbCredentials.load_row_group_size` each
+    session works in the attached warehouse (``USE``), as it would in a file opened directly
+    (same catalog name, the file's stem)."""
+
+    def open_connection(self) -> Any:
+        conn = super().open_connection()
+        alias = attach_alias(self.credentials)
+        if alias is not None:
+            conn.execute(f"USE {_quoted(alias)}")
+            # dlt set the session's search path before the USE, where the dataset's schema
+            # is not (it lets that fail silently, as it does for a schema not created yet)
+            with contextlib.suppress(duckdb.CatalogException):
+                conn.execute("SET SESSION search_path = ?", (self.fully_qualified_dataset_name(),))
+        return conn
+
+
 class ReconDuckDbClient(DuckDbClient):  # type: ignore[misc]
     """dlt's DuckDB client; ``merge`` tables with a direct key skip the staging dataset, and
-    a column with :data:`COMPRESSION_HINT` is created ``USING COMPRESSION`` that method."""
+    a column with :data:`COMPRESSION_HINT` is created ``USING COMPRESSION`` that method.
+    Its SQL client is :class:`ReconDuckDbSqlClient` (what ``DuckDbClient.__init__`` does,
+    with that class)."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        config: DuckDbClientConfiguration,
+        capabilities: DestinationCapabilitiesContext,
+    ) -> None:
+        dataset_name, staging_dataset_name = InsertValuesJobClient.create_dataset_names(
+            schema, config
+        )
+        sql_client = ReconDuckDbSqlClient(
+            dataset_name, staging_dataset_name, config.credentials, capabilities
+        )
+        InsertValuesJobClient.__init__(self, schema, config, sql_client)
+        self.config = config
+        self.sql_client = sql_client
+        self.active_hints = HINT_TO_POSTGRES_ATTR if self.config.create_indexes else {}
+        self.type_mapper = self.capabilities.get_type_mapper()
 
     def _get_column_def_sql(self, c: Any, table: Any = None) -> str:
         method = c.get(COMPRESSION_HINT)
@@ -164,13 +208,88 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+# The rows of a row group a load writes (DuckDB's default: 122,880).  An append of fewer rows
+# than a row group goes to DuckDB's write-ahead log, and is compressed and written at the
+# checkpoint that closes the load, on one thread after every job; an append of at least one
+# row group is compressed and written by the statement itself ("optimistic write"), in the
+# load's jobs, side by side, and nothing is left for the checkpoint.  Every Stripe and HubSpot
+# table of a 20,000-customer load but the smallest is below 122,880 rows and above 16,384:
+# its load took 0.66-0.72 s against 1.33-1.43 s (Stripe) and 0.57 s against 0.90 s (HubSpot).
+# DuckDB takes the row group size only when a file is attached (it is not kept in the file):
+# the load's connection is an in-memory database with the warehouse attached under its own
+# name.  Row groups of 16,384 rows only touch the raw tables' new rows; the build reads them
+# as before (a full M build 17.6 against 18.2 s, within noise: DECISIONLOG, "Ingest speed").
+LOAD_ROW_GROUP_SIZE_DEFAULT = 16_384
+# catalog names an attached database cannot take
+_RESERVED_CATALOGS = frozenset({"memory", "system", "temp", "main"})
+
+
+def load_row_group_size(environ: Mapping[str, str] | None = None) -> int:
+    """``RECON_DUCKDB_LOAD_ROW_GROUP_SIZE`` (rows; 0: open the file directly, with DuckDB's
+    default), else :data:`LOAD_ROW_GROUP_SIZE_DEFAULT`."""
+    env = os.environ if environ is None else environ
+    raw = (env.get("RECON_DUCKDB_LOAD_ROW_GROUP_SIZE") or "").strip()
+    if not raw:
+        return LOAD_ROW_GROUP_SIZE_DEFAULT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(
+            f"RECON_DUCKDB_LOAD_ROW_GROUP_SIZE must be a number of rows, not {raw!r}"
+        ) from None
+    if value < 0 or 0 < value < 2048:
+        raise UsageError(
+            f"RECON_DUCKDB_LOAD_ROW_GROUP_SIZE must be 0 or at least 2048, not {value}"
+        )
+    return value
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def attach_alias(credentials: Any) -> str | None:
+    """The catalog the warehouse is attached under for a load, or None when the load opens the
+    file directly: no row group size set, or a file whose stem is a reserved catalog name."""
+    if not getattr(credentials, "load_row_group_size", None):
+        return None
+    database = str(credentials.database)
+    alias = os.path.splitext(os.path.basename(database))[0]
+    if not alias or alias.lower() in _RESERVED_CATALOGS or credentials.read_only:
+        return None
+    return alias
+
+
 @configspec(init=False)
 class ReconDuckDbCredentials(DuckDbCredentials):  # type: ignore[misc]
     """DuckDB credentials shown without building a SQLAlchemy URL (dlt's ``__str__`` imports
-    SQLAlchemy for that, in the load step's summary)."""
+    SQLAlchemy for that, in the load step's summary).  With ``load_row_group_size``, the
+    connection is an in-memory database with the warehouse attached at that row group size
+    (:func:`attach_alias`)."""
+
+    load_row_group_size: int | None = None
 
     def __str__(self) -> str:
         return f"duckdb:///{self.database}"
+
+    def _conn_str(self) -> str:
+        return ":memory:" if attach_alias(self) is not None else str(self.database)
+
+    def attach(self, row_group_size: int) -> None:
+        """Attach the warehouse at ``row_group_size`` rows a row group (see above)."""
+        self.load_row_group_size = row_group_size
+        alias = attach_alias(self)
+        if alias is None:
+            self.load_row_group_size = None
+            return
+        path = str(self.database).replace("'", "''")
+        self.statements = [
+            f"ATTACH '{path}' AS {_quoted(alias)} (ROW_GROUP_SIZE {int(row_group_size)})"
+        ]
+        # spills beside the warehouse, as DuckDB does for a file it opens (not the cwd)
+        settings: dict[str, Any] = dict(getattr(self, "global_config", None) or {})
+        settings["temp_directory"] = f"{path}.tmp"
+        self.global_config = settings
 
 
 @configspec(init=False)
@@ -195,6 +314,9 @@ class recon_duckdb(duckdb_factory):  # type: ignore[misc]
             credentials = ReconDuckDbCredentials()
             credentials.database = path
             credentials.global_config = load_settings()
+            row_group_size = load_row_group_size()
+            if row_group_size:
+                credentials.attach(row_group_size)
         super().__init__(credentials, *args, **kwargs)
 
     spec = ReconDuckDbClientConfiguration

@@ -272,3 +272,63 @@ print(limit, order, threads)
     assert order.lower() == "false" and threads == "1"
     value, unit = limit.split()
     assert unit == "MiB" and round(float(value)) == expected_mib, limit
+
+
+_ROW_GROUPS = """
+import sys
+import dlt
+import duckdb
+import pyarrow as pa
+from pipelines.common.destination import recon_duckdb
+p = dlt.pipeline(pipeline_name="p", destination=recon_duckdb(sys.argv[1]), dataset_name="d",
+                 pipelines_dir=sys.argv[2])
+n = 40_000
+p.run(pa.table({"id": pa.array(range(n)), "payload": pa.array(["x" * 50] * n)}), table_name="t")
+with p.sql_client() as c:
+    [(catalog, spill)] = c.execute_sql(
+        "select current_database(), current_setting('temp_directory')"
+    )
+con = duckdb.connect(sys.argv[1], read_only=True)
+[(groups, rows)] = con.execute(
+    "select count(distinct row_group_id), (select count(*) from d.t) "
+    "from pragma_storage_info('d.t')"
+).fetchall()
+[(own,)] = con.execute("select current_database()").fetchall()
+print(catalog == own, groups, rows, spill)
+"""
+
+
+@pytest.mark.parametrize(
+    ("knob", "name", "groups"),
+    [
+        (None, "w.duckdb", 3),
+        ("0", "w.duckdb", 1),
+        ("8192", "w.duckdb", 5),
+        (None, "memory.duckdb", 1),
+    ],
+)
+def test_a_load_writes_row_groups_of_its_own_size(
+    tmp_path: Path, knob: str | None, name: str, groups: int
+) -> None:
+    """A load attaches the warehouse with RECON_DUCKDB_LOAD_ROW_GROUP_SIZE rows a row group
+    (16,384 by default; 0: the file opened directly, 122,880): appends of a row group or more
+    are written by their own statement instead of the closing checkpoint. The session works
+    in the warehouse under its own catalog name; a stem that is a reserved catalog name
+    ("memory") is opened directly."""
+    code = _ROW_GROUPS.replace("sys.argv[1]", f"sys.argv[1].replace('w.duckdb', {name!r})")
+    out = _run_a_load(code, tmp_path, RECON_DUCKDB_LOAD_ROW_GROUP_SIZE=knob)
+    same_catalog, found, rows, spill = out.strip().splitlines()[-1].split(" ", 3)
+    assert same_catalog == "True" and rows == "40000"
+    assert int(found) == groups
+    if groups > 1:  # attached: spills beside the warehouse, not in the working directory
+        assert spill == str(tmp_path / name) + ".tmp"
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "100"])
+def test_a_bad_row_group_size_is_a_clear_error(value: str) -> None:
+    from pipelines.common.destination import load_row_group_size
+    from recon.errors import UsageError
+
+    with pytest.raises(UsageError, match="RECON_DUCKDB_LOAD_ROW_GROUP_SIZE"):
+        load_row_group_size({"RECON_DUCKDB_LOAD_ROW_GROUP_SIZE": value})
+    assert load_row_group_size({}) == 16_384
