@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -262,27 +263,35 @@ class ApiClient:
         self.source_clock: datetime | None = None
         all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         all_headers.update(headers or {})
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise UsageError(
+                f"{service}: the API base URL {base_url!r} is not an http:// or https:// URL"
+            )
         connect_s = min(10.0, self.retry.timeout_s)
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers=all_headers,
-            timeout=httpx.Timeout(self.retry.timeout_s, connect=connect_s),
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
         # the standard library's connections, unless a transport is given (tests), a proxy
         # applies or RECON_HTTP_CLIENT=httpx: the same requests for a quarter of the CPU
         # (http_direct.py)
         self._direct: DirectConnections | None = None
+        self._http: httpx.Client | None = None
         if transport is None and not proxied(base_url) and http_client_choice() == "direct":
             self._direct = DirectConnections(
                 base_url, all_headers, timeout_s=self.retry.timeout_s, connect_timeout_s=connect_s
             )
+        else:
+            self._http = httpx.Client(
+                base_url=base_url,
+                headers=all_headers,
+                timeout=httpx.Timeout(self.retry.timeout_s, connect=connect_s),
+                transport=transport,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            )
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
         if self._direct is not None:
             self._direct.close()
 
@@ -344,6 +353,7 @@ class ApiClient:
                 method, path, query, content, headers
             )
         else:
+            assert self._http is not None
             response = self._http.request(
                 method, path, params=query or None, content=content, headers=headers
             )

@@ -178,6 +178,12 @@ class DirectConnections:
             content = _decompressed(content, encoding, f"{method} {path}")
         return response.status, response_headers, content
 
+    def __enter__(self) -> DirectConnections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

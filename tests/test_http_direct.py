@@ -110,8 +110,7 @@ def _direct(url: str, timeout_s: float = 5.0) -> DirectConnections:
 
 def test_a_request_keeps_its_path_query_headers_and_body(server: Any) -> None:
     url, seen, _ = server
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         status, headers, body = conn.request(
             "GET", "/v1/subscriptions", [("expand[]", "data.discounts"), ("a", True)], None, None
         )
@@ -120,8 +119,6 @@ def test_a_request_keeps_its_path_query_headers_and_body(server: Any) -> None:
             json.loads(body)["path"] == "/base/v1/subscriptions?expand%5B%5D=data.discounts&a=true"
         )
         conn.request("POST", "/search", [], b'{"q": 1}', {"Content-Type": "application/json"})
-    finally:
-        conn.close()
     assert seen[0]["headers"]["Authorization"] == "Bearer k"
     assert seen[1]["method"] == "POST" and seen[1]["body"] == b'{"q": 1}'
     # one kept-alive connection for both requests of the thread
@@ -130,35 +127,28 @@ def test_a_request_keeps_its_path_query_headers_and_body(server: Any) -> None:
 
 def test_a_chunked_answer_is_read_whole_and_the_connection_kept(server: Any) -> None:
     url, seen, mode = server
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         mode["next"] = "chunked"
         _, _, body = conn.request("GET", "/c", [], None, None)
         conn.request("GET", "/d", [], None, None)
-    finally:
-        conn.close()
     assert json.loads(body) == {"path": "/base/c"}
     assert seen[0]["port"] == seen[1]["port"]
 
 
 def test_a_connection_the_server_closed_is_replaced_not_failed(server: Any) -> None:
     url, seen, mode = server
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         mode["next"] = "close-after"
         conn.request("GET", "/one", [], None, None)
         time.sleep(0.1)  # the server has closed its end by now
         status, _, _ = conn.request("GET", "/two", [], None, None)
-    finally:
-        conn.close()
     assert status == 200
     assert seen[0]["port"] != seen[1]["port"]
 
 
 def test_each_thread_has_its_own_connection(server: Any) -> None:
     url, seen, _ = server
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         threads = [
             threading.Thread(target=conn.request, args=("GET", f"/t{i}", [], None, None))
             for i in range(3)
@@ -167,8 +157,6 @@ def test_each_thread_has_its_own_connection(server: Any) -> None:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        conn.close()
     assert len({s["port"] for s in seen}) == 3
 
 
@@ -180,16 +168,13 @@ def test_transport_failures_are_httpx_transport_errors(
     server: Any, mode: str, error: type[Exception]
 ) -> None:
     url, _, modes = server
-    conn = _direct(url, timeout_s=0.3)
-    try:
+    with _direct(url, timeout_s=0.3) as conn:
         modes["next"] = mode
         with pytest.raises(error):
             conn.request("GET", "/x", [], None, None)
         # the failed connection was dropped: the next request works on a new one
         status, _, _ = conn.request("GET", "/y", [], None, None)
         assert status == 200
-    finally:
-        conn.close()
 
 
 def test_a_closed_client_refuses_at_once(server: Any) -> None:
@@ -298,11 +283,8 @@ def test_tls_is_verified_against_the_configured_authorities(
         conn.request("GET", "/", [], None, None)
     # trusted through SSL_CERT_FILE, as httpx does
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         status, _, body = conn.request("GET", "/v1/x", [], None, None)
-    finally:
-        conn.close()
     assert status == 200 and json.loads(body) == {"path": "/v1/x"}
 
 
@@ -310,8 +292,7 @@ def test_a_gzip_answer_is_decompressed_and_a_broken_one_is_a_transport_error(
     server: Any,
 ) -> None:
     url, seen, mode = server
-    conn = _direct(url)
-    try:
+    with _direct(url) as conn:
         mode["next"] = "gzip"
         status, headers, body = conn.request("GET", "/z", [], None, None)
         assert status == 200 and headers["content-encoding"] == "gzip"
@@ -319,6 +300,15 @@ def test_a_gzip_answer_is_decompressed_and_a_broken_one_is_a_transport_error(
         mode["next"] = "bad-gzip"
         with pytest.raises(httpx.TransportError):
             conn.request("GET", "/z", [], None, None)
-    finally:
-        conn.close()
     assert "gzip" in seen[0]["headers"]["Accept-Encoding"]
+
+
+@pytest.mark.parametrize("choice", ["direct", "httpx"])
+@pytest.mark.parametrize("base_url", ["api.stripe.example", "ftp://api.stripe.example", "https://"])
+def test_a_base_url_that_is_not_http_is_one_clear_error(
+    base_url: str, choice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any request, on either client (httpx retried eight times, then failed)."""
+    monkeypatch.setenv("RECON_HTTP_CLIENT", choice)
+    with pytest.raises(UsageError, match=r"^Stripe: the API base URL .* is not an http"):
+        ApiClient(service="Stripe", base_url=base_url, token="k")

@@ -36,10 +36,9 @@ from dlt.destinations.impl.duckdb.configuration import (
     DuckDbClientConfiguration,
     DuckDbCredentials,
 )
-from dlt.destinations.impl.duckdb.duck import HINT_TO_POSTGRES_ATTR, DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
-from dlt.destinations.insert_job_client import InsertValuesJobClient
 
 from recon.errors import UsageError
 from recon.killpoints import kill_point
@@ -128,8 +127,8 @@ class ReconDuckDbSqlClient(DuckDbSqlClient):  # type: ignore[misc]
 class ReconDuckDbClient(DuckDbClient):  # type: ignore[misc]
     """dlt's DuckDB client; ``merge`` tables with a direct key skip the staging dataset, and
     a column with :data:`COMPRESSION_HINT` is created ``USING COMPRESSION`` that method.
-    Its SQL client is :class:`ReconDuckDbSqlClient` (what ``DuckDbClient.__init__`` does,
-    with that class)."""
+    Its SQL client is a :class:`ReconDuckDbSqlClient`, so that every session of a load works
+    in the attached warehouse."""
 
     def __init__(
         self,
@@ -137,17 +136,14 @@ class ReconDuckDbClient(DuckDbClient):  # type: ignore[misc]
         config: DuckDbClientConfiguration,
         capabilities: DestinationCapabilitiesContext,
     ) -> None:
-        dataset_name, staging_dataset_name = InsertValuesJobClient.create_dataset_names(
-            schema, config
+        super().__init__(schema, config, capabilities)
+        dlt_client: DuckDbSqlClient = self.sql_client  # type: ignore[has-type]
+        self.sql_client = ReconDuckDbSqlClient(
+            dlt_client.dataset_name,
+            dlt_client.staging_dataset_name,
+            config.credentials,
+            capabilities,
         )
-        sql_client = ReconDuckDbSqlClient(
-            dataset_name, staging_dataset_name, config.credentials, capabilities
-        )
-        InsertValuesJobClient.__init__(self, schema, config, sql_client)
-        self.config = config
-        self.sql_client = sql_client
-        self.active_hints = HINT_TO_POSTGRES_ATTR if self.config.create_indexes else {}
-        self.type_mapper = self.capabilities.get_type_mapper()
 
     def _get_column_def_sql(self, c: Any, table: Any = None) -> str:
         method = c.get(COMPRESSION_HINT)
