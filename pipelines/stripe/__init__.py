@@ -6,9 +6,9 @@
   events land here too, before the polled ones (webhook_events.py).
 * ``customers`` … ``invoices``: a full listing on the first run, on ``full_refresh`` and
   every ``reconcile_every_days``; otherwise new objects by their ``created`` cursor (listed
-  from the cursor up, ``created[gte]``), changed ones (ids in new events)
-  retrieved one by one, or re-listed when there are many, deleted ones from their
-  ``*.deleted`` events with the last payload.  Merged on ``id``.
+  from the cursor up, ``created[gte]``), changed ones (ids in new events) retrieved one
+  by one, or picked out of one listing when there are many (only they land), deleted ones
+  from their ``*.deleted`` events with the last payload.  Merged on ``id``.
 * ``quarantine``: records whose typed columns cannot be read, with their reasons.
 
 Every list is fetched as concurrent ``created`` windows (``windows.py``), paced under
@@ -239,9 +239,10 @@ def stripe_source(
             buf.add(row)
             return row[1] if isinstance(row[1], int) else None
 
-        def listing(stop_at: int | None) -> Iterator[pa.Table]:
+        def listing(stop_at: int | None, only: set[str] | None = None) -> Iterator[pa.Table]:
             """List (in concurrent ``created`` windows); with ``stop_at``, from that
-            ``created`` up (ids in ``ties`` were landed at ``stop_at`` already)."""
+            ``created`` up (ids in ``ties`` were landed at ``stop_at`` already); with
+            ``only``, land just the objects of those ids (the rest is read and passed by)."""
             nonlocal newest, ties, yielded
             top: int | None = None
             top_ids: set[str] = set()
@@ -254,6 +255,8 @@ def stripe_source(
                         if created == stop_at and obj.get("id") in ties:
                             continue
                     if record_id(obj) in deleted:
+                        continue
+                    if only is not None and record_id(obj) not in only:
                         continue
                     got = add(obj, api_version, page.fetched_at)
                     if got is not None:
@@ -279,8 +282,13 @@ def stripe_source(
             yield from listing(newest)
             wanted = (changes.changed_ids(spec.table) | pending) - landed - set(deleted)
             if len(wanted) > retrieve_threshold:
-                full = True
-                yield from listing(None)
+                # many changed: one listing reads them in fewer requests than a retrieve
+                # each, and lands only them, as the retrieves would. The others are as
+                # landed: re-landing them would make every model downstream read them again
+                # (and it is not a reconcile: that lands everything, every
+                # reconcile_every_days)
+                pending = set()
+                yield from listing(None, only=wanted)
             else:
                 pending = set()
                 for object_id, obj in retrieve_many(api, spec, wanted, workers=retrieve_workers):

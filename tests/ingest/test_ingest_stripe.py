@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 import tiny_world as tw
 from ingest_support import STRIPE_TABLES, ids, query, run, snapshot
 
@@ -127,6 +128,49 @@ def test_appended_events_are_the_only_ones_loaded_next_time(
         "select payload from raw_stripe.subscriptions where id = 'sub_new1'",
     )[0][0]
     assert orjson.loads(quantity)["items"]["data"][0]["quantity"] == 7
+
+
+def test_many_changes_are_picked_out_of_one_listing_and_only_they_land(
+    settings: Settings, world: Path, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # more changed ids than the threshold (0 here): the changed subscription is read from a
+    # listing of them all instead of a retrieve; the unchanged ones are not landed again
+    monkeypatch.setenv("SOURCES__STRIPE__RETRIEVE_THRESHOLD", "0")
+    run(settings, sources=("stripe",))
+    fetched_before = dict(
+        query(settings.warehouse, "select id, _recon_fetched_at from raw_stripe.subscriptions")
+    )
+    objects = tw.stripe_objects()
+    sub = next(s for s in objects["subscriptions"] if s["id"] == "sub_new1")
+    changed = json.loads(json.dumps(sub))
+    changed["items"]["data"][0]["quantity"] = 9
+    subs = [changed if s["id"] == "sub_new1" else s for s in objects["subscriptions"]]
+    tw.write_jsonl(world / "stripe" / "subscriptions.jsonl", subs)
+    tw.append_jsonl(
+        world / "stripe" / "events.jsonl",
+        [
+            tw.event(
+                "evt_many_001",
+                "customer.subscription.updated",
+                tw.NOW_S - 60,
+                changed,
+                previous_attributes={"items": sub["items"]},
+            )
+        ],
+    )
+    sandbox.reload()
+    second = run(settings, sources=("stripe",))["stripe"]
+    # read: every subscription (the listing), besides those from the cursor up
+    assert second.objects_fetched["subscriptions"] >= len(world_ids(world, "subscriptions"))
+    assert second.rows_loaded["subscriptions"] == 1
+    fetched_after = dict(
+        query(settings.warehouse, "select id, _recon_fetched_at from raw_stripe.subscriptions")
+    )
+    assert {k for k in fetched_after if fetched_after[k] != fetched_before.get(k)} == {"sub_new1"}
+    payload = query(
+        settings.warehouse, "select payload from raw_stripe.subscriptions where id = 'sub_new1'"
+    )[0][0]
+    assert orjson.loads(payload)["items"]["data"][0]["quantity"] == 9
 
 
 def test_an_event_seen_twice_lands_once(
