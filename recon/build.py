@@ -75,6 +75,8 @@ class BuildResult:
     seconds: float
     outcomes: list[NodeOutcome] = field(default_factory=list)
     error: str | None = None  # dbt could not run (configuration, compilation, connection)
+    #: seeds, views and seed tests left out: unchanged since this warehouse's last build
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NodeOutcome]:
@@ -153,11 +155,13 @@ def dbt_args(
     target_path: Path | None = None,
     log_path: Path | None = None,
     indirect_selection: str | None = None,
+    command: str = "build",
 ) -> list[str]:
-    """The ``dbt build`` command line (without the ``dbt``)."""
+    """The ``dbt build`` command line (without the ``dbt``); ``command="parse"``: the
+    ``dbt parse`` of the same build (no selection)."""
     root = project or project_dir()
     args = [
-        "build",
+        command,
         "--project-dir",
         str(root),
         "--profiles-dir",
@@ -167,6 +171,11 @@ def dbt_args(
     ]
     if quiet:
         args.append("--quiet")
+    if command == "parse":
+        # the build writes manifest.json; the parse only needs to hand its manifest over
+        args.append("--no-write-json")
+        select, exclude, full_refresh, indirect_selection = (), (), False, None
+        threads = None
     for s in select:
         args += ["--select", s]
     for e in exclude:
@@ -246,6 +255,16 @@ def _event_callback(on_node: NodeCallback) -> Callable[[Any], None]:
     return callback
 
 
+def skip_unchanged_setting(environ: Mapping[str, str]) -> bool:
+    """``RECON_BUILD_SKIP_UNCHANGED``: 1 (the default) or 0."""
+    value = environ.get("RECON_BUILD_SKIP_UNCHANGED", "1").strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"RECON_BUILD_SKIP_UNCHANGED must be 1 or 0, not {value!r}")
+
+
 def build(
     settings: Settings,
     *,
@@ -262,6 +281,7 @@ def build(
     log_path: Path | None = None,
     indirect_selection: str | None = None,
     unit_tests: bool = True,
+    skip_unchanged: bool | None = None,
 ) -> BuildResult:
     """Run ``dbt build`` on the warehouse of ``settings`` (or the postgres target).
 
@@ -270,34 +290,61 @@ def build(
     only the tests whose parents are all selected). ``unit_tests=False`` leaves the dbt unit
     tests out: they check the SQL, not the data, and cost about half of a small build, so a
     scheduled run after a small ingest may skip them (CI and ``recon build`` run them).
+
+    ``skip_unchanged`` (default: on unless ``RECON_BUILD_SKIP_UNCHANGED=0``) leaves out the
+    seeds and views this warehouse's last build made and that cannot have changed, and the
+    data tests of those seeds (:mod:`recon.build_state`); on DuckDB, without ``select`` and
+    ``full_refresh``. They are listed in :attr:`BuildResult.unchanged`.
     """
     from dbt.cli.main import dbtRunner
 
-    env = build_env(settings, target, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    env = build_env(settings, target, environ)
+    if skip_unchanged is None:
+        skip_unchanged = skip_unchanged_setting(environ)
+    # the state is read and kept by the builds of everything (a full refresh keeps it only)
+    use_state = target == "duckdb" and skip_unchanged and not select and indirect_selection is None
     if not unit_tests:
         exclude = [*exclude, "test_type:unit"]
-    args = dbt_args(
+    common: dict[str, Any] = dict(
         target=target,
-        select=select,
-        exclude=exclude,
         vars=vars,
-        full_refresh=full_refresh,
-        threads=threads,
         quiet=quiet,
         target_path=target_path,
         log_path=log_path,
-        indirect_selection=indirect_selection,
     )
     callbacks = [_event_callback(on_node)] if on_node is not None else []
     started = time.monotonic()
+    manifest: Any = None
+    cands: dict[str, Any] = {}
+    skipped: set[str] = set()
     with environment(env):
         try:
-            res = dbtRunner(callbacks=callbacks).invoke(args)
+            if use_state:
+                parsed = dbtRunner().invoke(dbt_args(command="parse", **common))
+                if parsed.success and parsed.result is not None:
+                    manifest = parsed.result
+                    cands, skipped = _unchanged_nodes(
+                        settings.warehouse, manifest, vars, full_refresh=full_refresh
+                    )
+                    exclude = [*exclude, *sorted(cands[uid].name for uid in skipped)]
+            args = dbt_args(
+                select=select,
+                exclude=exclude,
+                full_refresh=full_refresh,
+                threads=threads,
+                # exactly the nodes left out (the tests of views, and of seeds and models, run)
+                indirect_selection="empty" if skipped else indirect_selection,
+                **common,
+            )
+            res = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(args)
         finally:
             if target == "duckdb":
                 release_duckdb()
-    seconds = time.monotonic() - started
     outcomes = [_outcome(r) for r in getattr(res.result, "results", None) or []]
+    if manifest is not None:
+        _record_state(settings.warehouse, cands, outcomes, skipped)
+    seconds = time.monotonic() - started
     error = None
     if res.exception is not None:
         error = " ".join(str(res.exception).split())
@@ -311,7 +358,47 @@ def build(
         seconds=seconds,
         outcomes=outcomes,
         error=error,
+        unchanged=sorted(cands[uid].name for uid in skipped),
     )
+
+
+def _unchanged_nodes(
+    warehouse: Path, manifest: Any, vars: Mapping[str, Any] | None, *, full_refresh: bool
+) -> tuple[dict[str, Any], set[str]]:
+    """The candidates of :mod:`recon.build_state` and those that cannot have changed (none
+    on a full refresh)."""
+    import duckdb
+
+    from recon import build_state
+
+    path = warehouse.expanduser().resolve()
+    common = build_state.global_fingerprint(manifest, project_dir(), vars)
+    if not path.exists():
+        return build_state.candidates(manifest, common, set()), set()
+    con = duckdb.connect(str(path))
+    try:
+        cands = build_state.candidates(manifest, common, build_state.existing_tables(con))
+        return cands, set() if full_refresh else build_state.unchanged(con, cands)
+    finally:
+        con.close()
+
+
+def _record_state(
+    warehouse: Path, cands: Mapping[str, Any], outcomes: Sequence[NodeOutcome], skipped: set[str]
+) -> None:
+    import duckdb
+
+    from recon import build_state
+
+    path = warehouse.expanduser().resolve()
+    if not path.exists():
+        return
+    statuses = {o.unique_id: o.status for o in outcomes}
+    con = duckdb.connect(str(path))
+    try:
+        build_state.record(con, cands, statuses, skipped)
+    finally:
+        con.close()
 
 
 def raise_for_result(result: BuildResult) -> None:

@@ -64,6 +64,12 @@ def print_result(console: Console, result: BuildResult) -> None:
             " tests passed[/]",
             highlight=False,
         )
+    if result.unchanged:
+        console.print(
+            f"[dim]left out {len(result.unchanged)} seeds, views and seed tests unchanged since "
+            "this warehouse's last build (RECON_BUILD_SKIP_UNCHANGED=0 builds them)[/]",
+            highlight=False,
+        )
 
 
 def build_command(

@@ -19,21 +19,23 @@
 -- incomplete_expired; without ended_at the final status holds from the end of the trial),
 -- the first one clipped at the earliest event.
 -- Incremental: a build rebuilds the subscriptions with newly landed events, and the life
--- stories of the subscriptions without events whose listed object changed (its md5 differs
--- from the one the rows carry: a re-listing lands every object again, mostly unchanged;
--- with 30 days of events most subscriptions have none); the others keep their rows.
+-- stories of the subscriptions without events whose listed object changed: landed since the
+-- newest life story the table holds (`listed_fetched_at`: an ingest lands only the changed
+-- objects, but a reconcile lands every one again) and with an md5 other than the one the
+-- rows carry. With 30 days of events most subscriptions have none; the others keep their
+-- rows.
 
 {#- the columns a life-story segment carries from its state, and those of every version -#}
 {%- set life_story_carried = [
     'clip_unix', 'api_version', 'customer_id', 'currency', 'start_date_unix', 'trial_end_unix',
     'ended_at_unix', 'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
-    'events_fetched_at', 'listed_state_md5',
+    'events_fetched_at', 'listed_state_md5', 'listed_fetched_at',
 ] -%}
 {%- set version_columns = [
     'event_id', 'event_type', 'version_order', 'is_order_tied', 'valid_from_unix', 'api_version',
     'customer_id', 'status', 'currency', 'start_date_unix', 'trial_end_unix', 'ended_at_unix',
     'pause_collection_behavior', 'items_json', 'discounts_json', 'discount_json',
-    'events_fetched_at', 'listed_state_md5',
+    'events_fetched_at', 'listed_state_md5', 'listed_fetched_at',
 ] %}
 
 with
@@ -82,9 +84,17 @@ listed_subscriptions as (
         select
             stg_subscriptions.subscription_id,
             stg_subscriptions.api_version,
-            stg_subscriptions.subscription_json
+            stg_subscriptions.subscription_json,
+            stg_subscriptions.fetched_at as listed_fetched_at
         from {{ ref('stg_stripe__subscriptions') }} as stg_subscriptions
         where
+            {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5', 'listed_fetched_at']) %}
+                stg_subscriptions.fetched_at >= (
+                    select coalesce(max(known.listed_fetched_at), {{ recon.epoch_timestamp() }})
+                    from {{ this }} as known
+                )
+                and
+            {% endif %}
             not exists (
                 select 1
                 from {{ ref('int_subscription_events_ordered') }} as subscription_events
@@ -105,7 +115,8 @@ event_versions as (
         api_version,
         {{ recon.subscription_state_columns() }}
         events_fetched_at,
-        cast(null as {{ dbt.type_string() }}) as listed_state_md5
+        cast(null as {{ dbt.type_string() }}) as listed_state_md5,
+        cast(null as timestamp with time zone) as listed_fetched_at
     from ordered_events
 ),
 
@@ -119,7 +130,8 @@ states_before_first_event as (
         api_version,
         {{ recon.subscription_state_columns(overlay=true) }}
         events_fetched_at,
-        cast(null as {{ dbt.type_string() }}) as listed_state_md5
+        cast(null as {{ dbt.type_string() }}) as listed_state_md5,
+        cast(null as timestamp with time zone) as listed_fetched_at
     from ordered_events
     where
         event_sequence = 1
@@ -136,13 +148,15 @@ subscriptions_without_events as (
         listed_documents.api_version,
         {{ recon.subscription_state_columns() }}
         cast(null as timestamp with time zone) as events_fetched_at,
-        listed_documents.listed_state_md5
+        listed_documents.listed_state_md5,
+        listed_documents.listed_fetched_at
     from (
         select
             {{ recon.subscription_state_documents('listed_subscriptions.subscription_json') }}
             listed_subscriptions.subscription_id,
             listed_subscriptions.api_version,
-            listed_subscriptions.listed_state_md5
+            listed_subscriptions.listed_state_md5,
+            listed_subscriptions.listed_fetched_at
         from listed_subscriptions
         {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5']) %}
             where not exists (
@@ -257,7 +271,8 @@ life_story_versions as (
         discounts_json,
         discount_json,
         events_fetched_at,
-        listed_state_md5
+        listed_state_md5,
+        listed_fetched_at
     from life_story_segments
     where
         segment_from_unix is not null
@@ -321,5 +336,6 @@ select
     api_version,
     events_fetched_at,
     listed_state_md5,
+    listed_fetched_at,
     {{ recon.build_started_at() }} as built_at
 from sequenced

@@ -402,6 +402,71 @@ def test_recon_build_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert main([*base, "--var", "not-a-pair"]) == 2
 
 
+SEEDS = {"currency_exponents", "finding_kind_owners", "free_email_domains", "fx_rates"}
+
+
+def test_a_build_leaves_out_the_seeds_and_views_that_cannot_have_changed(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    world, _ = mini_world()
+    world.write(warehouse)
+    first = _build(warehouse, tmp_path, unit_tests=False)
+    assert first.unchanged == []
+    views = {
+        o.name for o in first.outcomes if o.resource_type == "model" and o.name.startswith("stg_")
+    } & {
+        str(r["view_name"])
+        for r in _query(warehouse, "select view_name from duckdb_views() where not internal")
+    }
+    seed_tests = {
+        o.name
+        for o in first.outcomes
+        if o.resource_type == "test" and any(o.name.endswith(f"_{s}") or f"_{s}_" in o.name
+                                             for s in SEEDS) and "rec_findings" not in o.name
+        and "mrr" not in o.name
+    }  # fmt: skip
+    assert len(views) >= 10 and len(seed_tests) >= 10
+
+    # nothing changed: every seed, view and test of seeds only is left out; the tests of the
+    # views, and those of seeds with models (relationships to a seed), still run
+    second = _build(warehouse, tmp_path, unit_tests=False)
+    assert set(second.unchanged) == SEEDS | views | seed_tests
+    ran = {o.name for o in second.outcomes}
+    assert not ran & set(second.unchanged)
+    assert "unique_stg_stripe__products_product_id" in ran
+    assert any(n.startswith("relationships_rec_findings_kind") for n in ran)
+    assert len(ran) + len(second.unchanged) == len(first.outcomes)
+
+    # what the warehouse holds is checked, not only what was recorded: a dropped view and a
+    # seed missing a row are built again, and a view whose raw table disappeared is compiled
+    # again (raw_source reads it as empty)
+    con = duckdb.connect(str(warehouse))
+    con.execute("drop view main_staging.stg_stripe__products")
+    con.execute("delete from main_seeds.fx_rates where currency = 'EUR'")
+    con.execute("drop table raw_stripe.invoices")
+    con.close()
+    third = _build(warehouse, tmp_path, unit_tests=False)
+    rebuilt = {"stg_stripe__products", "fx_rates", "stg_stripe__invoices"}
+    assert not rebuilt & set(third.unchanged)
+    assert rebuilt <= {o.name for o in third.outcomes}
+    assert "unique_fx_rates_currency" in {o.name for o in third.outcomes}
+    assert (
+        _query(warehouse, "select count(*) as n from main_seeds.fx_rates where currency = 'EUR'")[
+            0
+        ]["n"]
+        == 1
+    )
+
+    # a var, a full refresh, or the warehouse under another name: everything is built
+    assert _build(warehouse, tmp_path, unit_tests=False, vars={"mrr_discount_policy": "none"}
+                  ).unchanged == []  # fmt: skip
+    assert _build(warehouse, tmp_path, unit_tests=False, full_refresh=True).unchanged == []
+    renamed = tmp_path / "renamed.duckdb"
+    warehouse.rename(renamed)
+    assert _build(renamed, tmp_path, unit_tests=False).unchanged == []
+    # and the full refresh recorded the state: the build after it leaves them out again
+    assert set(_build(renamed, tmp_path, unit_tests=False).unchanged) == set(second.unchanged)
+
+
 MRR_SELECT = ["+fct_mrr"]
 # the tests of fct_mrr that read models outside +fct_mrr
 MRR_EXCLUDE = ["test_type:unit", "test_type:singular", "test_name:relationships"]
