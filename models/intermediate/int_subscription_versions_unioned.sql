@@ -88,18 +88,17 @@ listed_subscriptions as (
             stg_subscriptions.fetched_at as listed_fetched_at
         from {{ ref('stg_stripe__subscriptions') }} as stg_subscriptions
         where
-            {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5', 'listed_fetched_at']) %}
-                stg_subscriptions.fetched_at >= (
-                    select coalesce(max(known.listed_fetched_at), {{ recon.epoch_timestamp() }})
-                    from {{ this }} as known
-                )
-                and
-            {% endif %}
             not exists (
                 select 1
                 from {{ ref('int_subscription_events_ordered') }} as subscription_events
                 where subscription_events.subscription_id = stg_subscriptions.subscription_id
             )
+        {% if recon.is_incremental_with(['events_fetched_at', 'listed_state_md5', 'listed_fetched_at']) %}
+            and stg_subscriptions.fetched_at >= (
+                select coalesce(max(known.listed_fetched_at), {{ recon.epoch_timestamp() }})
+                from {{ this }} as known
+            )
+        {% endif %}
     ) as without_events
 ),
 
