@@ -97,8 +97,10 @@ class ChaosError(ReconError):
 #: Columns the models derive from fetch or build times (wall clock): ``built_at`` stamps the
 #: incremental models' rows, ``changed_at`` the build that last changed a subscription's MRR
 #: inputs, ``observed_unix``/``last_seen_unix`` are a subscription's or coupon's
-#: ``fetched_at``.
-_WALL_CLOCK_COLUMNS = frozenset({"built_at", "changed_at", "observed_unix", "last_seen_unix"})
+#: ``fetched_at``, ``landed_at`` a discount sighting's source's.
+_WALL_CLOCK_COLUMNS = frozenset(
+    {"built_at", "changed_at", "observed_unix", "last_seen_unix", "landed_at"}
+)
 
 
 def _volatile(column: str) -> bool:
