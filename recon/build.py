@@ -375,7 +375,11 @@ def _unchanged_nodes(
     common = build_state.global_fingerprint(manifest, project_dir(), vars)
     if not path.exists():
         return build_state.candidates(manifest, common, set()), set()
-    con = duckdb.connect(str(path))
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error:
+        # e.g. another process holds the warehouse: build everything, and let dbt say why
+        return {}, set()
     try:
         cands = build_state.candidates(manifest, common, build_state.existing_tables(con))
         return cands, set() if full_refresh else build_state.unchanged(con, cands)
@@ -394,7 +398,12 @@ def _record_state(
     if not path.exists():
         return
     statuses = {o.unique_id: o.status for o in outcomes}
-    con = duckdb.connect(str(path))
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error:
+        # the state stays as it was: it can only make the next build leave out less (a
+        # fingerprint that no longer matches), never a node that changed
+        return
     try:
         build_state.record(con, cands, statuses, skipped)
     finally:

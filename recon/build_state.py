@@ -74,8 +74,8 @@ def global_fingerprint(manifest: Any, project_dir: Path, vars: Mapping[str, Any]
 
     macros = sorted((uid, m.macro_sql) for uid, m in manifest.macros.items())
     files = [
-        (name, (project_dir / name).read_bytes().hex() if (project_dir / name).is_file() else "")
-        for name in ("dbt_project.yml", "profiles.yml")
+        hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        for path in (project_dir / "dbt_project.yml", project_dir / "profiles.yml")
     ]
     env_vars = sorted(dict(getattr(manifest, "env_vars", {}) or {}).items())
     return _digest(dbt_version, duckdb_adapter_version, macros, files, env_vars, dict(vars or {}))

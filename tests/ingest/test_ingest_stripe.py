@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -20,6 +21,27 @@ def world_ids(world: Path, table: str) -> list[str]:
         json.loads(line) for line in (world / "stripe" / f"{table}.jsonl").read_text().splitlines()
     ]
     return sorted(r["id"] for r in rows if not r.get("deleted"))
+
+
+def change_quantity(
+    world: Path, quantity: int, event_id: str, created: int, *more_events: dict[str, Any]
+) -> None:
+    """sub_new1's first item goes to ``quantity`` in the world and an event (``event_id``,
+    ``created``) says so; ``more_events`` are appended after it."""
+    objects = tw.stripe_objects()
+    sub = next(s for s in objects["subscriptions"] if s["id"] == "sub_new1")
+    changed = json.loads(json.dumps(sub))
+    changed["items"]["data"][0]["quantity"] = quantity
+    subs = [changed if s["id"] == "sub_new1" else s for s in objects["subscriptions"]]
+    tw.write_jsonl(world / "stripe" / "subscriptions.jsonl", subs)
+    update = tw.event(
+        event_id,
+        "customer.subscription.updated",
+        created,
+        changed,
+        previous_attributes={"items": sub["items"]},
+    )
+    tw.append_jsonl(world / "stripe" / "events.jsonl", [update, *more_events])
 
 
 def test_backfill_lands_exactly_the_worlds_objects_and_events(
@@ -93,27 +115,11 @@ def test_appended_events_are_the_only_ones_loaded_next_time(
     run(settings, sources=("stripe",))
     before = ids(settings.warehouse, "raw_stripe.events")
     objects = tw.stripe_objects()
-    sub = next(s for s in objects["subscriptions"] if s["id"] == "sub_new1")
-    changed = json.loads(json.dumps(sub))
-    changed["items"]["data"][0]["quantity"] = 7
     # the world's subscription changes; an event says so, and a late event arrives with a
     # timestamp older than the newest one already landed (inside the overlap window)
-    subs = [changed if s["id"] == "sub_new1" else s for s in objects["subscriptions"]]
-    tw.write_jsonl(world / "stripe" / "subscriptions.jsonl", subs)
     newest = max(e["created"] for e in objects["events"])
-    tw.append_jsonl(
-        world / "stripe" / "events.jsonl",
-        [
-            tw.event(
-                "evt_new_0001",
-                "customer.subscription.updated",
-                tw.NOW_S - 3600,
-                changed,
-                previous_attributes={"items": sub["items"]},
-            ),
-            tw.event("evt_late_001", "invoice.paid", newest - 600, objects["invoices"][0]),
-        ],
-    )
+    late = tw.event("evt_late_001", "invoice.paid", newest - 600, objects["invoices"][0])
+    change_quantity(world, 7, "evt_new_0001", tw.NOW_S - 3600, late)
     sandbox.reload()
     second = run(settings, sources=("stripe",))["stripe"]
     after = ids(settings.warehouse, "raw_stripe.events")
@@ -140,24 +146,7 @@ def test_many_changes_are_picked_out_of_one_listing_and_only_they_land(
     fetched_before = dict(
         query(settings.warehouse, "select id, _recon_fetched_at from raw_stripe.subscriptions")
     )
-    objects = tw.stripe_objects()
-    sub = next(s for s in objects["subscriptions"] if s["id"] == "sub_new1")
-    changed = json.loads(json.dumps(sub))
-    changed["items"]["data"][0]["quantity"] = 9
-    subs = [changed if s["id"] == "sub_new1" else s for s in objects["subscriptions"]]
-    tw.write_jsonl(world / "stripe" / "subscriptions.jsonl", subs)
-    tw.append_jsonl(
-        world / "stripe" / "events.jsonl",
-        [
-            tw.event(
-                "evt_many_001",
-                "customer.subscription.updated",
-                tw.NOW_S - 60,
-                changed,
-                previous_attributes={"items": sub["items"]},
-            )
-        ],
-    )
+    change_quantity(world, 9, "evt_many_001", tw.NOW_S - 60)
     sandbox.reload()
     second = run(settings, sources=("stripe",))["stripe"]
     # read: every subscription (the listing), besides those from the cursor up
