@@ -7,10 +7,16 @@
         {#- parsing, or a unit test (its inputs stand in for the source) -#}
         {{ return(relation) }}
     {%- endif -%}
-    {%- set existing = adapter.get_relation(
-        database=relation.database, schema=relation.schema, identifier=relation.identifier
+    {#- The warehouse is asked, not adapter.get_relation: dbt lists an uncached schema (the raw
+        ones) and adds its tables to the relation cache one at a time, the first marking the
+        schema cached, so a thread compiling another model meanwhile saw only some of them. -#}
+    {%- set found = run_query(
+        "select count(*) from information_schema.tables"
+        ~ " where lower(table_schema) = lower('" ~ relation.schema ~ "')"
+        ~ " and lower(table_name) = lower('" ~ relation.identifier ~ "')"
+        ~ (" and lower(table_catalog) = lower('" ~ relation.database ~ "')" if relation.database else "")
     ) -%}
-    {%- if existing is not none -%}
+    {%- if found.columns[0].values()[0] | int > 0 -%}
         {{ return(relation) }}
     {%- endif -%}
     {%- set node = graph.sources.values()
