@@ -149,27 +149,30 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return warehouse, tmp
 
 
+d = Decimal
+#: fct_mrr of mini_world(): (customer, month) -> (currency, mrr, mrr_reporting, movement)
+MINI_WORLD_MRR = {
+    ("cus_a", "2026-01"): ("USD", d(38), d(38), "new"),
+    ("cus_a", "2026-02"): ("USD", d(38), d(38), "unchanged"),
+    ("cus_a", "2026-03"): ("USD", d(57), d(57), "expansion"),
+    ("cus_a", "2026-04"): ("USD", d(57), d(57), "unchanged"),
+    ("cus_a", "2026-05"): ("USD", d(57), d(57), "unchanged"),
+    ("cus_a", "2026-06"): ("USD", d(57), d(57), "unchanged"),
+    ("cus_b", "2026-02"): ("USD", d(90), d(90), "new"),
+    ("cus_b", "2026-03"): ("USD", d(90), d(90), "unchanged"),
+    ("cus_b", "2026-04"): ("USD", d(90), d(90), "unchanged"),
+    ("cus_b", "2026-05"): ("USD", d(0), d(0), "churn"),
+    ("cus_c", "2026-04"): ("USD", d(19), d(19), "new"),
+    ("cus_gone", "2026-02"): ("USD", d(19), d(19), "new"),
+    ("cus_gone", "2026-03"): ("USD", d(0), d(0), "churn"),
+    ("cus_c", "2026-05"): ("USD", d(19), d(19), "unchanged"),
+    ("cus_c", "2026-06"): ("USD", d(19), d(19), "unchanged"),
+}
+
+
 def test_fct_mrr_of_a_small_account(built: tuple[Path, Path]) -> None:
     warehouse, _ = built
-    d = Decimal
-    expected = {
-        ("cus_a", "2026-01"): ("USD", d(38), d(38), "new"),
-        ("cus_a", "2026-02"): ("USD", d(38), d(38), "unchanged"),
-        ("cus_a", "2026-03"): ("USD", d(57), d(57), "expansion"),
-        ("cus_a", "2026-04"): ("USD", d(57), d(57), "unchanged"),
-        ("cus_a", "2026-05"): ("USD", d(57), d(57), "unchanged"),
-        ("cus_a", "2026-06"): ("USD", d(57), d(57), "unchanged"),
-        ("cus_b", "2026-02"): ("USD", d(90), d(90), "new"),
-        ("cus_b", "2026-03"): ("USD", d(90), d(90), "unchanged"),
-        ("cus_b", "2026-04"): ("USD", d(90), d(90), "unchanged"),
-        ("cus_b", "2026-05"): ("USD", d(0), d(0), "churn"),
-        ("cus_c", "2026-04"): ("USD", d(19), d(19), "new"),
-        ("cus_gone", "2026-02"): ("USD", d(19), d(19), "new"),
-        ("cus_gone", "2026-03"): ("USD", d(0), d(0), "churn"),
-        ("cus_c", "2026-05"): ("USD", d(19), d(19), "unchanged"),
-        ("cus_c", "2026-06"): ("USD", d(19), d(19), "unchanged"),
-    }
-    assert _mrr(warehouse) == expected
+    assert _mrr(warehouse) == MINI_WORLD_MRR
     bridge = _query(warehouse, "select * from main.mrr_bridge order by month")
     assert [b["month"].strftime("%Y-%m") for b in bridge] == [
         "2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06",
