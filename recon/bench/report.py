@@ -396,6 +396,23 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             None if inc is None or inc["ratio"] is None else inc["ratio"] <= TARGETS["incremental"],
             "" if inc is None else _incremental_note(name, inc),
         )
+    incs = r.get("incremental") or {}
+    inc = incs.get("cpu") or next((v for v in incs.values() if v), None)
+    build_ratio, build_note = None, ""
+    if inc and inc.get("full_build_seconds") and inc.get("incremental_build_seconds") is not None:
+        build_ratio = round(inc["incremental_build_seconds"] / inc["full_build_seconds"], 3)
+        build_note = (
+            f"{_num(inc['incremental_build_seconds'], ',.1f')} s ÷ "
+            f"{_num(inc['full_build_seconds'], ',.1f')} s ({inc['build_from']}'s builds); "
+            "the issue sets no number, so no verdict"
+        )
+    add(
+        "incremental build ÷ full build (the build alone)",
+        build_ratio,
+        "issue 4: a small fraction",
+        None,
+        build_note,
+    )
     sc = result.get("scaling")
     if sc is not None and sc.get("worst"):
         add(

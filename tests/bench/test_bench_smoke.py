@@ -133,7 +133,13 @@ def test_bench_xs_writes_every_stage_and_ratio(tmp_path: Path) -> None:
 
     assert result["scaling"] is None  # XS is the smallest size
     targets = {t["target"] for t in result["targets"]}
-    assert len(targets) == 9  # cpu x2, latency x2, sync window, 429s, incremental x2, RSS
+    # cpu x2, latency x2, sync window, 429s, incremental x2, the build alone, RSS
+    assert len(targets) == 10
+    build_alone = next(t for t in result["targets"] if t["target"].startswith("incremental build"))
+    inc = r["incremental"]["cpu"]
+    assert build_alone["measured"] == round(
+        inc["incremental_build_seconds"] / inc["full_build_seconds"], 3
+    )
 
     table = md_path.read_text()
     assert f"{result['machine']['cores']} cores" in table
