@@ -27,7 +27,8 @@
     {%- for column in node.columns.values() -%}
         {%- do columns.append('cast(null as ' ~ (column.data_type or 'varchar') ~ ') as ' ~ column.name) -%}
     {%- endfor -%}
-    {{ log('recon: ' ~ relation ~ ' does not exist yet; reading it as empty', info=true) }}
+    {#- recon build collects these lines (the wording is what it looks for) -#}
+    {{ log('recon: raw table ' ~ relation.schema ~ '.' ~ relation.identifier ~ ' does not exist yet; reading it as empty', info=true) }}
     {#- aliased: PostgreSQL before 16 wants a name for a subquery in FROM -#}
     {{ return('(select ' ~ columns | join(', ') ~ ' where 1 = 0) as ' ~ table_name) }}
 {%- endmacro %}

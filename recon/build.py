@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,8 @@ class BuildResult:
     error: str | None = None  # dbt could not run (configuration, compilation, connection)
     #: seeds, views and seed tests left out: unchanged since this warehouse's last build
     unchanged: list[str] = field(default_factory=list)
+    #: raw tables (schema.table) that a model of this build read as empty: not landed yet
+    missing_raw: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NodeOutcome]:
@@ -255,6 +258,22 @@ def _event_callback(on_node: NodeCallback) -> Callable[[Any], None]:
     return callback
 
 
+_MISSING_RAW = re.compile(r"^recon: raw table (\S+) does not exist yet")
+
+
+def _missing_raw_callback(found: set[str]) -> Callable[[Any], None]:
+    """Collects the raw tables ``raw_source`` reads as empty (its log line)."""
+
+    def callback(event: Any) -> None:
+        if event.info.name != "JinjaLogInfo":
+            return
+        match = _MISSING_RAW.match(getattr(event.data, "msg", "") or "")
+        if match:
+            found.add(match.group(1))
+
+    return callback
+
+
 def skip_unchanged_setting(environ: Mapping[str, str]) -> bool:
     """``RECON_BUILD_SKIP_UNCHANGED``: 1 (the default) or 0."""
     value = environ.get("RECON_BUILD_SKIP_UNCHANGED", "1").strip().lower()
@@ -313,7 +332,10 @@ def build(
         target_path=target_path,
         log_path=log_path,
     )
-    callbacks = [_event_callback(on_node)] if on_node is not None else []
+    missing_raw: set[str] = set()
+    callbacks = [_missing_raw_callback(missing_raw)]
+    if on_node is not None:
+        callbacks.append(_event_callback(on_node))
     started = time.monotonic()
     manifest: Any = None
     cands: dict[str, Any] = {}
@@ -359,6 +381,7 @@ def build(
         outcomes=outcomes,
         error=error,
         unchanged=sorted(cands[uid].name for uid in skipped),
+        missing_raw=sorted(missing_raw),
     )
 
 

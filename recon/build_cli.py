@@ -64,6 +64,13 @@ def print_result(console: Console, result: BuildResult) -> None:
             " tests passed[/]",
             highlight=False,
         )
+    if result.missing_raw:
+        console.print(
+            f"[yellow]read as empty, not landed yet: {', '.join(result.missing_raw)} "
+            "(`recon ingest` lands them; a source with no such object yet has none)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.unchanged:
         console.print(
             f"[dim]left out {len(result.unchanged)} seeds, views and seed tests unchanged since "

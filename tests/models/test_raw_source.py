@@ -108,3 +108,34 @@ def test_staging_reads_every_raw_table_while_dbt_is_still_caching_the_raw_schema
     # every raw table exists (RawWorld.write creates them all, invoices with no row)
     log = (tmp_path / "logs" / "dbt.log").read_text()
     assert "does not exist yet" not in log
+
+
+def test_a_build_names_the_raw_tables_it_read_as_empty(tmp_path: Path) -> None:
+    """dlt creates a raw table only when a row lands in it; the build reads a missing one as
+    empty, and `recon build` says which."""
+    from rich.console import Console
+
+    from recon.build_cli import print_result
+
+    warehouse = tmp_path / "recon.duckdb"
+    _world().write(warehouse, landed_at="2026-06-30T12:00:00")
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("drop table raw_stripe.invoices")
+        con.execute("drop table raw_stripe.coupons")
+    finally:
+        con.close()
+    result = build(
+        Settings.load(warehouse=warehouse, environ={}),
+        select=["path:models/staging/stripe"],
+        target_path=tmp_path / "target",
+        log_path=tmp_path / "logs",
+        environ={},
+    )
+    assert result.success, result.error
+    assert result.missing_raw == ["raw_stripe.coupons", "raw_stripe.invoices"]
+    console = Console(record=True, width=200)
+    print_result(console, result)
+    assert "read as empty, not landed yet: raw_stripe.coupons, raw_stripe.invoices" in (
+        console.export_text()
+    )
