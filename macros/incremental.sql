@@ -27,10 +27,11 @@
 {#- landed_since_built(raw_column, built_column): in an incremental build of a staging table
     over a raw table merged on its key (rows replaced, never deleted), a filter keeping the
     raw rows landed since the newest this table holds (that landing's rows are read again:
-    delete+insert on the key makes that harmless); nothing in a full build. -#}
-{% macro landed_since_built(raw_column='_recon_fetched_at', built_column='fetched_at') -%}
+    delete+insert on the key makes that harmless); nothing in a full build. ``keyword``:
+    ``and`` after a ``where`` of the model's own. -#}
+{% macro landed_since_built(raw_column='_recon_fetched_at', built_column='fetched_at', keyword='where') -%}
     {%- if recon.is_incremental_with([built_column]) -%}
-        where {{ raw_column }} >= (
+        {{ keyword }} {{ raw_column }} >= (
             select coalesce(max(built.{{ built_column }}), {{ recon.epoch_timestamp() }})
             from {{ this }} as built
         )

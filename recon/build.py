@@ -346,9 +346,11 @@ def build(
                 parsed = dbtRunner().invoke(dbt_args(command="parse", **common))
                 if parsed.success and parsed.result is not None:
                     manifest = parsed.result
-                    cands, skipped = _unchanged_nodes(
+                    cands, skipped, missing = _unchanged_nodes(
                         settings.warehouse, manifest, vars, full_refresh=full_refresh
                     )
+                    # the left-out views do not compile: their missing raw tables are named here
+                    missing_raw.update(missing)
                     exclude = [*exclude, *sorted(cands[uid].name for uid in skipped)]
             args = dbt_args(
                 select=select,
@@ -387,9 +389,9 @@ def build(
 
 def _unchanged_nodes(
     warehouse: Path, manifest: Any, vars: Mapping[str, Any] | None, *, full_refresh: bool
-) -> tuple[dict[str, Any], set[str]]:
-    """The candidates of :mod:`recon.build_state` and those that cannot have changed (none
-    on a full refresh)."""
+) -> tuple[dict[str, Any], set[str], set[str]]:
+    """The candidates of :mod:`recon.build_state`, those that cannot have changed (none
+    on a full refresh), and the raw tables (schema.table) those read that do not exist."""
     import duckdb
 
     from recon import build_state
@@ -397,17 +399,27 @@ def _unchanged_nodes(
     path = warehouse.expanduser().resolve()
     common = build_state.global_fingerprint(manifest, project_dir(), vars)
     if not path.exists():
-        return build_state.candidates(manifest, common, set()), set()
+        return build_state.candidates(manifest, common, set()), set(), set()
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error:
         # e.g. another process holds the warehouse: build everything, and let dbt say why
-        return {}, set()
+        return {}, set(), set()
     try:
-        cands = build_state.candidates(manifest, common, build_state.existing_tables(con))
-        return cands, set() if full_refresh else build_state.unchanged(con, cands)
+        existing = build_state.existing_tables(con)
+        cands = build_state.candidates(manifest, common, existing)
+        skipped = set() if full_refresh else build_state.unchanged(con, cands)
     finally:
         con.close()
+    missing = set()
+    for uid in skipped:
+        for parent in getattr(manifest.nodes[uid].depends_on, "nodes", None) or ():  # seeds: none
+            source = manifest.sources.get(parent)
+            if source is not None and (
+                (str(source.schema).lower(), str(source.identifier).lower()) not in existing
+            ):
+                missing.add(f"{source.schema}.{source.identifier}")
+    return cands, skipped, missing
 
 
 def _record_state(

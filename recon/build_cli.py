@@ -67,7 +67,8 @@ def print_result(console: Console, result: BuildResult) -> None:
     if result.missing_raw:
         console.print(
             f"[yellow]read as empty, not landed yet: {', '.join(result.missing_raw)} "
-            "(`recon ingest` lands them; a source with no such object yet has none)[/]",
+            "(`recon ingest` and `recon sync` write them; an account with no such object yet has "
+            "none)[/]",
             highlight=False,
             soft_wrap=True,
         )

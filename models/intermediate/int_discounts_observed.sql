@@ -20,12 +20,6 @@
 -- (every sighting column null), which the post-hook deletes in the same transaction.
 
 {%- set incremental = recon.is_incremental_with(['source_key', 'landed_at']) %}
-{%- set landed_since -%}
-    >= (
-        select coalesce(max(known.landed_at), {{ recon.epoch_timestamp() }})
-        from {{ this }} as known
-    )
-{%- endset %}
 {%- set sighting_columns = [
     'discount_id', 'coupon_id', 'coupon_json', 'customer_id', 'subscription_id',
     'subscription_item_id', 'start_unix', 'end_unix', 'observed_unix', 'observed_in',
@@ -40,9 +34,7 @@ event_discounts as (
         'event:' || event_discounts.observed_event_id as source_key,
         event_discounts.fetched_at as landed_at
     from {{ ref('int_stripe_event_discounts') }} as event_discounts
-    {% if incremental %}
-        where event_discounts.fetched_at {{ landed_since }}
-    {% endif %}
+    {{ recon.landed_since_built('event_discounts.fetched_at', 'landed_at') }}
 ),
 
 customers as (
@@ -50,9 +42,7 @@ customers as (
         customers.*,
         'customer:' || customers.customer_id as source_key
     from {{ ref('stg_stripe__customers') }} as customers
-    {% if incremental %}
-        where customers.fetched_at {{ landed_since }}
-    {% endif %}
+    {{ recon.landed_since_built('customers.fetched_at', 'landed_at') }}
 ),
 
 -- The listed subscriptions that may carry a discount object are read once, in a CTE (its
@@ -75,9 +65,7 @@ listed_candidates as (
             or {{ recon.json_may_hold_object_in_array('listed.discounts_json') }}
             or {{ recon.json_may_hold_object_in_array('listed.items_json', 'discounts') }}
         )
-    {% if incremental %}
-        and listed.fetched_at {{ landed_since }}
-    {% endif %}
+    {{ recon.landed_since_built('listed.fetched_at', 'landed_at', keyword='and') }}
 ),
 
 listed_documents as (
@@ -159,7 +147,7 @@ landed_sources as (
             'subscription:' || landed.subscription_id as source_key,
             landed.fetched_at as landed_at
         from {{ ref('stg_stripe__subscriptions') }} as landed
-        where landed.fetched_at {{ landed_since }}
+        {{ recon.landed_since_built('landed.fetched_at', 'landed_at') }}
         union all
         select
             customers.source_key,

@@ -387,8 +387,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         "0",
         None if sync is None or sync["rate_limited_429"] is None else sync["rate_limited_429"] == 0,
     )
+    incs = r.get("incremental") or {}
     for name in REGIMES:
-        inc = (r.get("incremental") or {}).get(name)
+        inc = incs.get(name)
         add(
             f"incremental rerun ÷ full run (ingest + build), {name}",
             None if inc is None else inc["ratio"],
@@ -396,7 +397,6 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             None if inc is None or inc["ratio"] is None else inc["ratio"] <= TARGETS["incremental"],
             "" if inc is None else _incremental_note(name, inc),
         )
-    incs = r.get("incremental") or {}
     inc = incs.get("cpu") or next((v for v in incs.values() if v), None)
     build_ratio, build_note = None, ""
     if inc and inc.get("full_build_seconds") and inc.get("incremental_build_seconds") is not None:

@@ -456,6 +456,12 @@ def test_a_build_leaves_out_the_seeds_and_views_that_cannot_have_changed(tmp_pat
     assert not rebuilt & set(third.unchanged)
     assert rebuilt <= {o.name for o in third.outcomes}
     assert "unique_fx_rates_currency" in {o.name for o in third.outcomes}
+    # no sync has run on this warehouse either
+    assert third.missing_raw == ["raw_stripe.invoices", "recon_audit.sync_changes"]
+    # the next build leaves the view out (nothing changed), and still names the missing table
+    fourth = _build(warehouse, tmp_path, unit_tests=False)
+    assert "stg_stripe__invoices" in fourth.unchanged
+    assert fourth.missing_raw == third.missing_raw
     assert (
         _query(warehouse, "select count(*) as n from main_seeds.fx_rates where currency = 'EUR'")[
             0
