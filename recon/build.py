@@ -76,7 +76,8 @@ class BuildResult:
     seconds: float
     outcomes: list[NodeOutcome] = field(default_factory=list)
     error: str | None = None  # dbt could not run (configuration, compilation, connection)
-    #: seeds, views and seed tests left out: unchanged since this warehouse's last build
+    #: seeds, models and data tests left out: their definitions and inputs are those of this
+    #: warehouse's last build (:mod:`recon.build_state`)
     unchanged: list[str] = field(default_factory=list)
     #: raw tables (schema.table) that a model of this build read as empty: not landed yet
     missing_raw: list[str] = field(default_factory=list)
@@ -311,8 +312,8 @@ def build(
     scheduled run after a small ingest may skip them (CI and ``recon build`` run them).
 
     ``skip_unchanged`` (default: on unless ``RECON_BUILD_SKIP_UNCHANGED=0``) leaves out the
-    seeds and views this warehouse's last build made and that cannot have changed, and the
-    data tests of those seeds (:mod:`recon.build_state`); on DuckDB, without ``select`` and
+    seeds, models and data tests whose definition and inputs are those of this warehouse's
+    last build (:mod:`recon.build_state`); on DuckDB, without ``select`` and
     ``full_refresh``. They are listed in :attr:`BuildResult.unchanged`.
     """
     from dbt.cli.main import dbtRunner
@@ -340,6 +341,7 @@ def build(
     manifest: Any = None
     cands: dict[str, Any] = {}
     skipped: set[str] = set()
+    live: dict[str, str | None] = {}
     with environment(env):
         try:
             if use_state:
@@ -347,7 +349,7 @@ def build(
                 if parsed.success and parsed.result is not None:
                     manifest = parsed.result
                     cands, skipped, missing = _unchanged_nodes(
-                        settings.warehouse, manifest, vars, full_refresh=full_refresh
+                        settings.warehouse, manifest, vars, full_refresh=full_refresh, live=live
                     )
                     # the left-out views do not compile: their missing raw tables are named here
                     missing_raw.update(missing)
@@ -367,7 +369,7 @@ def build(
                 release_duckdb()
     outcomes = [_outcome(r) for r in getattr(res.result, "results", None) or []]
     if manifest is not None:
-        _record_state(settings.warehouse, cands, outcomes, skipped)
+        _record_state(settings.warehouse, cands, outcomes, skipped, live)
     seconds = time.monotonic() - started
     error = None
     if res.exception is not None:
@@ -388,7 +390,12 @@ def build(
 
 
 def _unchanged_nodes(
-    warehouse: Path, manifest: Any, vars: Mapping[str, Any] | None, *, full_refresh: bool
+    warehouse: Path,
+    manifest: Any,
+    vars: Mapping[str, Any] | None,
+    *,
+    full_refresh: bool,
+    live: dict[str, str | None] | None = None,
 ) -> tuple[dict[str, Any], set[str], set[str]]:
     """The candidates of :mod:`recon.build_state`, those that cannot have changed (none
     on a full refresh), and the raw tables (schema.table) those read that do not exist."""
@@ -407,8 +414,9 @@ def _unchanged_nodes(
         return {}, set(), set()
     try:
         existing = build_state.existing_tables(con)
-        cands = build_state.candidates(manifest, common, existing)
-        skipped = set() if full_refresh else build_state.unchanged(con, cands)
+        versions = build_state.source_versions(con, manifest)
+        cands = build_state.candidates(manifest, common, existing, versions)
+        skipped = set() if full_refresh else build_state.unchanged(con, cands, live)
     finally:
         con.close()
     missing = set()
@@ -423,7 +431,11 @@ def _unchanged_nodes(
 
 
 def _record_state(
-    warehouse: Path, cands: Mapping[str, Any], outcomes: Sequence[NodeOutcome], skipped: set[str]
+    warehouse: Path,
+    cands: Mapping[str, Any],
+    outcomes: Sequence[NodeOutcome],
+    skipped: set[str],
+    live: Mapping[str, str | None],
 ) -> None:
     import duckdb
 
@@ -440,7 +452,7 @@ def _record_state(
         # fingerprint that no longer matches), never a node that changed
         return
     try:
-        build_state.record(con, cands, statuses, skipped)
+        build_state.record(con, cands, statuses, skipped, live)
     finally:
         con.close()
 

@@ -74,8 +74,8 @@ def print_result(console: Console, result: BuildResult) -> None:
         )
     if result.unchanged:
         console.print(
-            f"[dim]left out {len(result.unchanged)} seeds, views and seed tests unchanged since "
-            "this warehouse's last build (RECON_BUILD_SKIP_UNCHANGED=0 builds them)[/]",
+            f"[dim]left out {len(result.unchanged)} nodes whose definition and inputs are those "
+            "of this warehouse's last build (RECON_BUILD_SKIP_UNCHANGED=0 builds them)[/]",
             highlight=False,
         )
 

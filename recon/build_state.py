@@ -1,25 +1,37 @@
-"""What ``recon build`` leaves out because it cannot have changed: the seeds and views built
-by its last build on this warehouse, and the data tests of those seeds.
+"""What ``recon build`` leaves out because it cannot have changed since its last build on this
+warehouse: every seed, model and data test whose definition and inputs are the ones it was
+last built (or passed) with.
 
-A seed's table holds its CSV and nothing else; a view holds no data, only its compiled SQL.
-Building either again rewrites the same thing, and costs a dbt node every build (dbt's own
-work for a node is about 0.1 s, and most of a build after a small ingest is such work). A
-node is left out only when both hold:
+dbt builds every selected node every time; after a small ingest most of a build is dbt's own
+work per node (about 0.05-0.1 s each), not SQL, and most nodes read nothing new: a Stripe
+ingest leaves the HubSpot side as it was, and a second build in a row reads nothing new at
+all. A node is left out only when all of these hold:
 
-* **its definition is the one that built it**: a fingerprint over what dbt compiles it
-  from: its file, config and relation; its parents and their relations; for a view, which
-  of the raw tables it reads exist (``raw_source`` reads a missing one as empty); and for
-  every node, every macro, the vars, the project and profile files, the environment
-  variables dbt read while parsing, and the dbt and adapter versions;
-* **the warehouse still holds what that build made**: a seed's row count and the sum of
-  its rows' hashes, a view's SQL as the catalog keeps it, both recorded when it was built.
+* **its definition is the one that built it**: a fingerprint over what dbt compiles it from:
+  its file, config and relation; its parents and their relations; which of the raw tables it
+  reads exist (``raw_source`` reads a missing one as empty); and for every node, every macro,
+  the vars, the project and profile files, the environment variables dbt read while parsing,
+  and the dbt and adapter versions;
+* **its inputs are the ones it was built from**: the fingerprint also covers, recursively,
+  each parent's: a raw table's version (its row count and the sum of its rows' hashes; see
+  :func:`source_versions`), a seed's definition, a model's own inputs. A view is built
+  again only when its definition changed, but its *data* is its inputs', so it counts as
+  changed for its readers and tests when they did;
+* **its parents were left out too** (a model or seed rebuilt for any reason rebuilds its
+  readers), and nothing marks it as reading the clock (``meta: recon_volatile_if``, a
+  predicate over its own rows: ``int_as_of`` measures "now" at the build's clock when no
+  ingest has run);
+* **the warehouse still holds what that build made**: a seed's row count and the sum of its
+  rows' hashes, a view's SQL as the catalog keeps it, a table's row count, recorded when it
+  was built; a data test only after it passed.
 
-A data test is left out when every node it reads was (a seed's data did not change, and the
-test passed on it). Data tests of views always run: a view's data is its sources'.
-
-The fingerprints live in the warehouse (``recon_audit.dbt_build_state``), so they go with
-it when it is copied or replaced. Only the DuckDB target keeps them; ``--full-refresh``,
-``--select`` and ``RECON_BUILD_SKIP_UNCHANGED=0`` build everything.
+The fingerprints live in the warehouse (``recon_audit.dbt_build_state``), so they go with it
+when it is copied or replaced. Every dbt run on the warehouse forgets them first (an
+``on-run-start`` hook, :func:`forget` in SQL): a plain ``dbt build`` with other vars, or one
+stopped half way, leaves tables the state does not describe, and the next ``recon build``
+builds everything; ``recon build`` writes the state again once dbt is done. Only the DuckDB
+target keeps them; ``--full-refresh``, ``--select`` and ``RECON_BUILD_SKIP_UNCHANGED=0``
+build everything.
 """
 
 from __future__ import annotations
@@ -35,19 +47,36 @@ STATE_SCHEMA = "recon_audit"
 STATE_TABLE = "dbt_build_state"
 #: Statuses after which a node's fingerprint is kept.
 KEPT_STATUSES = frozenset({"success", "pass"})
+#: The materializations a model may be left out under ("table": table or incremental).
+_MODEL_KINDS = {"view": "view", "table": "table", "incremental": "table"}
+#: A raw table's column stamped at every landing (recon's pipelines merge a changed record in
+#: with a new one), and the JSON documents that change only with it: the version of a table
+#: with that column leaves them out of its hash (they are most of its bytes).
+LANDED_AT = "_recon_fetched_at"
+DOCUMENT_COLUMNS = frozenset({"payload", "properties", "raw"})
+#: The meta key of a model whose rows may depend on the build's clock: a SQL predicate over
+#: its own rows; when a row holds it, the model is built every time.
+VOLATILE_META = "recon_volatile_if"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A node that may be left out: a seed, a view, or a data test of seeds only."""
+    """A node that may be left out: a seed, a view, a table (or incremental model), or a data
+    test."""
 
     unique_id: str
     name: str
-    kind: str  # "seed", "view" or "test"
+    kind: str  # "seed", "view", "table" or "test"
+    #: what building it again would depend on: a seed's or view's definition; a table's or a
+    #: test's definition and inputs
     fingerprint: str
+    #: its definition and inputs: what its rows depend on (a table's and a test's: the same)
+    data_fingerprint: str = ""
     schema: str | None = None
     identifier: str | None = None
-    parents: tuple[str, ...] = ()  # a test's seeds
+    #: the seeds and models it reads (sources are in the fingerprints)
+    parents: tuple[str, ...] = ()
+    volatile_if: str | None = None
 
 
 def _digest(*parts: Any) -> str:
@@ -85,19 +114,77 @@ def _relation(node: Any) -> tuple[str, str]:
     return str(node.schema), str(node.alias if getattr(node, "alias", None) else node.name)
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _source_key(source: Any) -> tuple[str, str]:
+    return str(source.schema).lower(), str(source.identifier).lower()
+
+
+def source_versions(con: Any, manifest: Any) -> dict[str, str | None]:
+    """Each source's version (None: the table does not exist): its row count and the sum of
+    its rows' hashes. A raw table with ``_recon_fetched_at`` is hashed without its JSON
+    documents: recon's pipelines land a changed record with a new ``_recon_fetched_at``
+    (the same assumption the incremental staging models make); a row edited by hand in
+    place, documents only, is not seen (``RECON_BUILD_SKIP_UNCHANGED=0`` or
+    ``--full-refresh`` builds everything)."""
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() "
+        "where database_name = current_database() order by column_index"
+    ).fetchall():
+        columns.setdefault((str(schema).lower(), str(table).lower()), []).append(str(column))
+    tables = (
+        {(str(s).lower(), str(t).lower()): (str(s), str(t)) for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()}
+    )  # fmt: skip
+    out: dict[str, str | None] = {}
+    queries: list[str] = []
+    for uid, source in sorted(manifest.sources.items()):
+        key = _source_key(source)
+        if key not in tables or not columns.get(key):
+            out[uid] = None
+            continue
+        cols = columns[key]
+        if LANDED_AT in cols:
+            cols = [c for c in cols if c not in DOCUMENT_COLUMNS]
+        schema, table = tables[key]
+        hashed = ", ".join(_quote(c) for c in cols)
+        queries.append(
+            f"select '{uid.replace(chr(39), chr(39) * 2)}' as uid, count(*) as n, "
+            f"coalesce(sum(hash({hashed})), 0) as h from {_quote(schema)}.{_quote(table)}"
+        )
+    if queries:
+        for uid, n, h in con.execute(" union all ".join(queries)).fetchall():
+            out[str(uid)] = f"{n}:{h}"
+    return out
+
+
 def candidates(
     manifest: Any,
     common: str,
     existing_tables: set[tuple[str, str]],
+    versions: Mapping[str, str | None] | None = None,
 ) -> dict[str, Candidate]:
-    """The seeds, views and data tests of seeds only, each with its fingerprint (``common``:
-    :func:`global_fingerprint`); ``existing_tables``: (schema, name) in the warehouse,
-    lower case."""
+    """Every seed, view, table, incremental model and data test, each with its fingerprints
+    (``common``: :func:`global_fingerprint`); ``existing_tables``: (schema, name) in the
+    warehouse, lower case; ``versions``: :func:`source_versions` (without them a node that
+    reads a source is never left out, and only seeds, views and tests of seeds are
+    candidates)."""
     out: dict[str, Candidate] = {}
+    unknown = object()
+
+    def parents_of(node: Any) -> list[str]:
+        return sorted(
+            p for p in (getattr(node.depends_on, "nodes", None) or ()) if not p.startswith("macro.")
+        )
 
     def parent_relations(node: Any) -> list[Any]:
         parents: list[tuple[Any, ...]] = []
-        for uid in sorted(getattr(node.depends_on, "nodes", None) or ()):
+        for uid in parents_of(node):
             parent = manifest.nodes.get(uid) or manifest.sources.get(uid)
             if parent is None:
                 parents.append((uid, None))
@@ -105,58 +192,92 @@ def candidates(
             # a raw table's existence: raw_source compiles a missing one as an empty relation
             exists = None
             if uid.startswith("source."):
-                key = (str(parent.schema).lower(), str(parent.identifier).lower())
-                exists = key in existing_tables
+                exists = _source_key(parent) in existing_tables
             parents.append((uid, getattr(parent, "relation_name", None), exists))
         return parents
 
-    for uid, node in manifest.nodes.items():
+    def kind_of(node: Any) -> str | None:
         kind = _value(node.resource_type)
         if kind == "seed":
-            cand_kind = "seed"
-        elif kind == "model" and node.config.materialized == "view":
-            cand_kind = "view"
-        else:
-            continue
-        schema, ident = _relation(node)
-        fp = _digest(
-            common,
-            cand_kind,
-            node.checksum.checksum,
-            getattr(node, "raw_code", ""),
-            _config(node),
-            node.relation_name,
-            parent_relations(node),
-        )
-        out[uid] = Candidate(uid, str(node.name), cand_kind, fp, schema, ident)
+            return "seed"
+        if kind == "model":
+            return _MODEL_KINDS.get(str(node.config.materialized))
+        if kind == "test":
+            return "test"
+        return None
 
-    seeds = {uid for uid, c in out.items() if c.kind == "seed"}
-    for uid, node in manifest.nodes.items():
-        if _value(node.resource_type) != "test":
-            continue
-        parents = [p for p in node.depends_on.nodes if not p.startswith("macro.")]
-        if not parents or not all(p in seeds for p in parents):
-            continue
+    def inputs(uid: str) -> Any:
+        """What a parent contributes to a reader's data fingerprint."""
+        if uid in manifest.sources:
+            if versions is None or uid not in versions:
+                return unknown
+            return versions[uid]
+        cand = visit(uid)
+        return unknown if cand is None or not cand.data_fingerprint else cand.data_fingerprint
+
+    visiting: set[str] = set()
+
+    def visit(uid: str) -> Candidate | None:
+        if uid in out:
+            return out[uid]
+        node = manifest.nodes.get(uid)
+        kind = None if node is None else kind_of(node)
+        if node is None or kind is None or uid in visiting:
+            return None
+        visiting.add(uid)
+        parents = parents_of(node)
+        parent_inputs = [(p, inputs(p)) for p in parents]
+        visiting.discard(uid)
         metadata = getattr(node, "test_metadata", None)
-        fp = _digest(
+        definition = _digest(
             common,
-            "test",
+            kind,
+            node.checksum.checksum,
             getattr(node, "raw_code", ""),
             metadata.to_dict() if metadata is not None else None,
             _config(node),
-            sorted(parents),
-            [out[p].fingerprint for p in sorted(parents)],
+            getattr(node, "relation_name", None),
+            parent_relations(node),
         )
-        out[uid] = Candidate(uid, str(node.name), "test", fp, parents=tuple(sorted(parents)))
-    return out
+        known = all(v is not unknown for _, v in parent_inputs)
+        # a node whose inputs are not all known gets a data fingerprint no record can match
+        data = _digest(definition, parent_inputs) if known else ""
+        schema = ident = None
+        if kind != "test":
+            schema, ident = _relation(node)
+        meta = dict(getattr(node.config, "meta", None) or {})
+        volatile = meta.get(VOLATILE_META)
+        cand = Candidate(
+            unique_id=uid,
+            name=str(node.name),
+            kind=kind,
+            fingerprint=definition if kind in ("seed", "view") else data,
+            data_fingerprint=data,
+            schema=schema,
+            identifier=ident,
+            parents=tuple(p for p in parents if not p.startswith("source.")),
+            volatile_if=str(volatile) if volatile else None,
+        )
+        out[uid] = cand
+        return cand
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    for uid in sorted(manifest.nodes):
+        visit(uid)
+    if versions is None:
+        # only what cannot have changed whatever was landed: seeds, views, tests of seeds
+        seeds = {uid for uid, c in out.items() if c.kind == "seed"}
+        return {
+            uid: c
+            for uid, c in out.items()
+            if c.kind in ("seed", "view")
+            or (c.kind == "test" and c.parents and set(c.parents) <= seeds)
+        }
+    return {uid: c for uid, c in out.items() if c.fingerprint}
 
 
 def live_check(con: Any, cand: Candidate) -> str | None:
-    """What the warehouse holds for a seed or view now (None: missing); '' for a test."""
+    """What the warehouse holds for a seed, view or table now (None: missing); '' for a
+    test."""
     if cand.kind == "test":
         return ""
     assert cand.schema is not None and cand.identifier is not None
@@ -174,11 +295,30 @@ def live_check(con: Any, cand: Candidate) -> str | None:
     ).fetchone()
     if row is None:
         return None
+    relation = f"{_quote(cand.schema)}.{_quote(cand.identifier)}"
+    if cand.kind == "table":
+        # a model's table: its row count (a plain dbt run makes the state forget it)
+        (count,) = con.execute(f"select count(*) from {relation}").fetchone()
+        return str(count)
     count, total = con.execute(
-        f"select count(*), coalesce(sum(hash(t)), 0) from "
-        f"{_quote(cand.schema)}.{_quote(cand.identifier)} as t"
+        f"select count(*), coalesce(sum(hash(t)), 0) from {relation} as t"
     ).fetchone()
     return f"{count}:{total}"
+
+
+def _volatile(con: Any, cand: Candidate) -> bool:
+    """Whether a row of the model holds its ``recon_volatile_if`` predicate."""
+    if cand.volatile_if is None:
+        return False
+    assert cand.schema is not None and cand.identifier is not None
+    try:
+        row = con.execute(
+            f"select count(*) from {_quote(cand.schema)}.{_quote(cand.identifier)} "
+            f"where {cand.volatile_if}"
+        ).fetchone()
+    except Exception:  # an older table without the predicate's columns
+        return True
+    return bool(row and row[0])
 
 
 def existing_tables(con: Any) -> set[tuple[str, str]]:
@@ -202,35 +342,83 @@ def _state_exists(con: Any) -> bool:
     )
 
 
-def unchanged(con: Any, cands: Mapping[str, Candidate]) -> set[str]:
-    """The candidates whose fingerprint is the one recorded and whose relation holds what
-    was recorded with it; a test only with all its seeds."""
+def _recorded(con: Any) -> dict[str, tuple[str, str | None, str | None]]:
+    """unique_id: (fingerprint, data fingerprint, live) as the last build recorded them."""
     if not _state_exists(con):
-        return set()
-    recorded = {
-        str(uid): (str(fp), None if live is None else str(live))
-        for uid, fp, live in con.execute(
-            f"select unique_id, fingerprint, live from {STATE_SCHEMA}.{STATE_TABLE}"
+        return {}
+    has_data = con.execute(
+        "select 1 from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? and table_name = ? and column_name = 'data_fingerprint'",
+        [STATE_SCHEMA, STATE_TABLE],
+    ).fetchone()
+    data = "data_fingerprint" if has_data else "null"
+    return {
+        str(uid): (str(fp), None if dfp is None else str(dfp), None if live is None else str(live))
+        for uid, fp, dfp, live in con.execute(
+            f"select unique_id, fingerprint, {data}, live from {STATE_SCHEMA}.{STATE_TABLE}"
         ).fetchall()
     }
-    out: set[str] = set()
-    for uid, cand in cands.items():
-        if cand.kind == "test":
-            continue
+
+
+def unchanged(
+    con: Any, cands: Mapping[str, Candidate], live: dict[str, str | None] | None = None
+) -> set[str]:
+    """The candidates that cannot have changed (see the module's docstring). ``live``, when
+    given, gets what the warehouse holds for each node checked (for :func:`record`)."""
+    recorded = _recorded(con)
+    if not recorded:
+        return set()
+    left_out: set[str] = set()
+    same_data: dict[str, bool] = {}
+    seen = {} if live is None else live
+
+    def live_of(cand: Candidate) -> str | None:
+        if cand.unique_id not in seen:
+            seen[cand.unique_id] = live_check(con, cand)
+        return seen[cand.unique_id]
+
+    def data_same(uid: str) -> bool:
+        """A seed's or model's rows are the ones its last build made (and it is left out)."""
+        if uid in same_data:
+            return same_data[uid]
+        same_data[uid] = False  # a cycle (none in dbt) or a failure below: not the same
+        cand = cands.get(uid)
+        if cand is None:
+            return False
         rec = recorded.get(uid)
         if rec is None or rec[0] != cand.fingerprint:
-            continue
-        live = live_check(con, cand)
-        if live is not None and live == rec[1]:
-            out.add(uid)
-    # a test of seeds: recorded as passed under this fingerprint, and every seed unchanged
-    for uid, cand in cands.items():
-        if cand.kind != "test":
-            continue
+            return False
+        if not all(data_same(p) for p in cand.parents):
+            return False
+        if cand.kind == "test":
+            left_out.add(uid)
+            return True
+        if live_of(cand) is None or live_of(cand) != rec[2]:
+            return False
+        if cand.kind == "table" and _volatile(con, cand):
+            return False
+        left_out.add(uid)
+        # a view left out holds the same rows only if its inputs are the same too
+        same = cand.kind != "view" or rec[1] == cand.data_fingerprint
+        same_data[uid] = same
+        return same
+
+    def view_left_out(uid: str) -> bool:
+        """A view is left out when its definition is the one built, whatever its inputs."""
+        cand = cands[uid]
         rec = recorded.get(uid)
-        if rec is not None and rec[0] == cand.fingerprint and all(p in out for p in cand.parents):
-            out.add(uid)
-    return out
+        if rec is None or rec[0] != cand.fingerprint:
+            return False
+        return live_of(cand) is not None and live_of(cand) == rec[2]
+
+    for uid in sorted(cands):
+        cand = cands[uid]
+        if cand.kind == "view":
+            if view_left_out(uid):
+                left_out.add(uid)
+        else:
+            data_same(uid)
+    return left_out
 
 
 def record(
@@ -238,33 +426,38 @@ def record(
     cands: Mapping[str, Candidate],
     statuses: Mapping[str, str],
     skipped: Iterable[str],
+    live: Mapping[str, str | None] | None = None,
 ) -> None:
-    """After a build: keep the fingerprint of each candidate that was built (or tested) with
-    success, or left out; forget the others (failed, or not run)."""
+    """After a build: keep the fingerprints of each candidate that was built (or tested) with
+    success, or left out; forget the others (failed, or not run). ``live``: what
+    :func:`unchanged` read for the nodes left out (the build did not touch them)."""
     skipped = set(skipped)
+    live = live or {}
     con.execute(f"create schema if not exists {STATE_SCHEMA}")
     con.execute(
         f"create table if not exists {STATE_SCHEMA}.{STATE_TABLE} ("
         "unique_id varchar primary key, fingerprint varchar not null, live varchar, "
-        "recorded_at timestamp with time zone not null)"
+        "recorded_at timestamp with time zone not null, data_fingerprint varchar)"
+    )
+    con.execute(
+        f"alter table {STATE_SCHEMA}.{STATE_TABLE} add column if not exists data_fingerprint varchar"
     )
     rows = []
-    for uid, cand in cands.items():
-        if uid in skipped:
-            continue
-        if statuses.get(uid) in KEPT_STATUSES:
-            rows.append((uid, cand.fingerprint, live_check(con, cand)))
+    for uid, cand in sorted(cands.items()):
+        if uid in skipped and uid in live:
+            rows.append((uid, cand.fingerprint, live[uid], cand.data_fingerprint))
+        elif uid in skipped or statuses.get(uid) in KEPT_STATUSES:
+            rows.append((uid, cand.fingerprint, live_check(con, cand), cand.data_fingerprint))
     con.execute("begin")
     try:
-        keep = list(skipped)
-        con.execute(
-            f"delete from {STATE_SCHEMA}.{STATE_TABLE} where not list_contains(?, unique_id)",
-            [keep],
-        )
-        for uid, fp, live in rows:
-            con.execute(
-                f"insert into {STATE_SCHEMA}.{STATE_TABLE} values (?, ?, ?, now())",
-                [uid, fp, live],
+        # the on-run-start hook has emptied it already; a build of an older recon had not
+        con.execute(f"delete from {STATE_SCHEMA}.{STATE_TABLE}")
+        if rows:
+            con.executemany(
+                f"insert into {STATE_SCHEMA}.{STATE_TABLE} "
+                "(unique_id, fingerprint, live, recorded_at, data_fingerprint) "
+                "values (?, ?, ?, now(), ?)",
+                rows,
             )
         con.execute("commit")
     except Exception:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -412,62 +413,111 @@ def test_recon_build_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 SEEDS = {"currency_exponents", "finding_kind_owners", "free_email_domains", "fx_rates"}
 
 
-def test_a_build_leaves_out_the_seeds_and_views_that_cannot_have_changed(tmp_path: Path) -> None:
+def _descendants(target: Path, source: str) -> set[str]:
+    """The names of the models and data tests that read ``source`` (e.g. "hubspot.companies"),
+    directly or not, by the manifest the last build wrote."""
+    manifest = json.loads((target / "manifest.json").read_text())
+    children: dict[str, list[str]] = manifest["child_map"]
+    todo, seen = [f"source.recon.{source}"], set()
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return {
+        manifest["nodes"][u]["name"] for u in seen if u.split(".")[0] in ("model", "test", "seed")
+    }
+
+
+def test_a_build_leaves_out_what_cannot_have_changed(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     world, _ = mini_world()
     world.write(warehouse)
     first = _build(warehouse, tmp_path, unit_tests=False)
     assert first.unchanged == []
-    views = {
-        o.name for o in first.outcomes if o.resource_type == "model" and o.name.startswith("stg_")
-    } & {
-        str(r["view_name"])
-        for r in _query(warehouse, "select view_name from duckdb_views() where not internal")
-    }
-    seed_tests = {
-        o.name
-        for o in first.outcomes
-        if o.resource_type == "test" and any(o.name.endswith(f"_{s}") or f"_{s}_" in o.name
-                                             for s in SEEDS) and "rec_findings" not in o.name
-        and "mrr" not in o.name
-    }  # fmt: skip
-    assert len(views) >= 10 and len(seed_tests) >= 10
+    nodes = {o.name for o in first.outcomes if o.resource_type in ("seed", "model", "test")}
+    assert len(nodes) > 150
 
-    # nothing changed: every seed, view and test of seeds only is left out; the tests of the
-    # views, and those of seeds with models (relationships to a seed), still run
+    # nothing landed: every seed, model and data test is left out
     second = _build(warehouse, tmp_path, unit_tests=False)
-    assert set(second.unchanged) == SEEDS | views | seed_tests
-    ran = {o.name for o in second.outcomes}
-    assert not ran & set(second.unchanged)
-    assert "unique_stg_stripe__products_product_id" in ran
-    assert any(n.startswith("relationships_rec_findings_kind") for n in ran)
-    assert len(ran) + len(second.unchanged) == len(first.outcomes)
+    assert set(second.unchanged) == nodes
+    assert {o.resource_type for o in second.outcomes} <= {"operation", "exposure"}
+    before = _snapshot(warehouse)
 
-    # what the warehouse holds is checked, not only what was recorded: a dropped view and a
-    # seed missing a row are built again, and a view whose raw table disappeared is compiled
-    # again (raw_source reads it as empty)
+    # HubSpot lands one changed company (its row merged in, with the new landing time): what
+    # reads HubSpot's companies is built again and tested, nothing else; the marts are then
+    # what a full rebuild makes
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "update raw_hubspot.companies set "
+        'properties = json_merge_patch(properties, \'{"domain": "gamma.example"}\'), '
+        "_recon_fetched_at = _recon_fetched_at + interval 1 hour where id = '103'"
+    )
+    con.close()
+    third = _build(warehouse, tmp_path, unit_tests=False)
+    ran = {o.name for o in third.outcomes if o.resource_type in ("seed", "model", "test")}
+    readers = _descendants(tmp_path / "target", "hubspot.companies")
+    assert ran == readers & nodes
+    assert {"stg_hubspot__companies", "int_customers_matched", "rec_findings"} <= ran
+    assert not {"fct_mrr", "int_subscription_mrr_snapshotted", "stg_hubspot__contacts"} & ran
+    assert "unique_stg_hubspot__companies_company_id" in ran
+    assert set(third.unchanged) == nodes - ran
+    incremental = _snapshot(warehouse)
+    assert incremental != before
+    assert ("103", "gamma.example") in {(c[0], c[1]) for c in incremental["companies"]}
+    full = tmp_path / "full.duckdb"
+    shutil.copy(warehouse, full)
+    _build(full, tmp_path, unit_tests=False, full_refresh=True)
+    assert _snapshot(full) == incremental
+    full.unlink()
+
+    # what the warehouse holds is checked, not only what was recorded: a dropped view or
+    # table, a seed missing a row, and a raw table that disappeared are built again (with
+    # what reads them); raw_source reads the missing table as empty
     con = duckdb.connect(str(warehouse))
     con.execute("drop view main_staging.stg_stripe__products")
+    con.execute("drop table main.owner_book")
     con.execute("delete from main_seeds.fx_rates where currency = 'EUR'")
     con.execute("drop table raw_stripe.invoices")
     con.close()
-    third = _build(warehouse, tmp_path, unit_tests=False)
-    rebuilt = {"stg_stripe__products", "fx_rates", "stg_stripe__invoices"}
-    assert not rebuilt & set(third.unchanged)
-    assert rebuilt <= {o.name for o in third.outcomes}
-    assert "unique_fx_rates_currency" in {o.name for o in third.outcomes}
-    # no sync has run on this warehouse either
-    assert third.missing_raw == ["raw_stripe.invoices", "recon_audit.sync_changes"]
-    # the next build leaves the view out (nothing changed), and still names the missing table
     fourth = _build(warehouse, tmp_path, unit_tests=False)
-    assert "stg_stripe__invoices" in fourth.unchanged
-    assert fourth.missing_raw == third.missing_raw
-    assert (
-        _query(warehouse, "select count(*) as n from main_seeds.fx_rates where currency = 'EUR'")[
-            0
-        ]["n"]
-        == 1
-    )
+    rebuilt = {"stg_stripe__products", "owner_book", "fx_rates", "stg_stripe__invoices"}
+    assert not rebuilt & set(fourth.unchanged)
+    ran = {o.name for o in fourth.outcomes}
+    assert rebuilt <= ran
+    assert {"unique_fx_rates_currency", "unique_owner_book_owner_id"} <= ran
+    # what reads fx_rates is built again; what reads none of them is not
+    assert "fct_mrr" in ran and "stg_hubspot__companies" not in ran
+    # no sync has run on this warehouse either
+    assert fourth.missing_raw == ["raw_stripe.invoices", "recon_audit.sync_changes"]
+    # the next build leaves them out (nothing changed), and still names the missing table
+    fifth = _build(warehouse, tmp_path, unit_tests=False)
+    assert set(fifth.unchanged) == nodes
+    assert fifth.missing_raw == fourth.missing_raw
+    assert _query(warehouse, "select count(*) as n from main_seeds.fx_rates where currency = 'EUR'"
+                  )[0]["n"] == 1  # fmt: skip
+    # a raw row changed by hand (not its JSON documents: see recon/build_state.py)
+    con = duckdb.connect(str(warehouse))
+    con.execute("update raw_stripe.customers set deleted = true where id = 'cus_c'")
+    con.close()
+    sixth = _build(warehouse, tmp_path, unit_tests=False)
+    assert {"stg_stripe__customers", "fct_mrr"} <= {o.name for o in sixth.outcomes}
+
+    # a plain dbt run on the warehouse forgets the state (its on-run-start hook): it may leave
+    # tables the state does not describe (here: int_as_of measured at another instant)
+    from dbt.cli.main import dbtRunner
+
+    from recon.build import build_env, dbt_args, environment
+
+    settings = Settings.load(warehouse=warehouse, environ={})
+    with environment(build_env(settings, "duckdb", {})):
+        plain = dbtRunner().invoke(dbt_args(
+            command="run", select=["int_as_of"], vars={"as_of": "2026-05-31T12:00:00Z"},
+            target="duckdb", target_path=tmp_path / "plain", log_path=tmp_path / "plain",
+        ))  # fmt: skip
+    assert plain.success
+    assert _build(warehouse, tmp_path, unit_tests=False).unchanged == []
+    assert _query(warehouse, "select as_of from main_intermediate.int_as_of")[0]["as_of"].month == 6
 
     # a var, a full refresh, or the warehouse under another name: everything is built
     assert _build(warehouse, tmp_path, unit_tests=False, vars={"mrr_discount_policy": "none"}
@@ -476,8 +526,21 @@ def test_a_build_leaves_out_the_seeds_and_views_that_cannot_have_changed(tmp_pat
     renamed = tmp_path / "renamed.duckdb"
     warehouse.rename(renamed)
     assert _build(renamed, tmp_path, unit_tests=False).unchanged == []
-    # and the full refresh recorded the state: the build after it leaves them out again
-    assert set(_build(renamed, tmp_path, unit_tests=False).unchanged) == set(second.unchanged)
+    # and the full refresh recorded the state: the build after it leaves everything out
+    assert set(_build(renamed, tmp_path, unit_tests=False).unchanged) == nodes
+
+    # with no ingest record and no event, "now" is the build's clock: int_as_of and what reads
+    # it are built every time
+    con = duckdb.connect(str(renamed))
+    con.execute("delete from recon_audit.ingest_runs")
+    con.execute("delete from raw_stripe.events")
+    con.close()
+    _build(renamed, tmp_path, unit_tests=False, full_refresh=True)  # the events it kept, too
+    assert _query(renamed, "select as_of_source from main_intermediate.int_as_of"
+                  )[0]["as_of_source"] == "build_clock"  # fmt: skip
+    clocked = _build(renamed, tmp_path, unit_tests=False)
+    assert {"int_as_of", "fct_mrr"} <= {o.name for o in clocked.outcomes}
+    assert "stg_hubspot__companies" in clocked.unchanged
 
 
 MRR_SELECT = ["+fct_mrr"]
