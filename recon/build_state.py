@@ -275,35 +275,60 @@ def candidates(
     return {uid: c for uid, c in out.items() if c.fingerprint}
 
 
+def live_checks(con: Any, cands: Iterable[Candidate]) -> dict[str, str | None]:
+    """What the warehouse holds for each seed, view and table now (None: missing; '' for a
+    test): a view's SQL (its md5), a table's row count, a seed's row count and the sum of its
+    rows' hashes. One query for the views and one for the tables."""
+    cands = list(cands)
+    out: dict[str, str | None] = {c.unique_id: "" for c in cands if c.kind == "test"}
+    relations = [c for c in cands if c.kind != "test"]
+    if not relations:
+        return out
+    views = {
+        (str(schema).lower(), str(name).lower()): str(digest)
+        for schema, name, digest in con.execute(
+            "select schema_name, view_name, md5(sql) from duckdb_views() "
+            "where database_name = current_database() and not internal"
+        ).fetchall()
+    }
+    tables = {
+        (str(schema).lower(), str(name).lower()): (str(schema), str(name))
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()
+    }
+    queries: list[str] = []
+    for cand in relations:
+        assert cand.schema is not None and cand.identifier is not None
+        key = (cand.schema.lower(), cand.identifier.lower())
+        if cand.kind == "view":
+            out[cand.unique_id] = views.get(key)
+            continue
+        if key not in tables:
+            out[cand.unique_id] = None
+            continue
+        schema, name = tables[key]
+        # a model's table: its row count (any other dbt run makes the state forget it); a
+        # seed's: its rows too (someone may edit a seed's table in place)
+        live = (
+            "cast(count(*) as varchar)"
+            if cand.kind == "table"
+            else "cast(count(*) as varchar) || ':' || cast(coalesce(sum(hash(t)), 0) as varchar)"
+        )
+        uid = cand.unique_id.replace("'", "''")
+        queries.append(
+            f"select '{uid}' as uid, {live} as live from {_quote(schema)}.{_quote(name)} as t"
+        )
+    if queries:
+        for uid, live in con.execute(" union all ".join(queries)).fetchall():
+            out[str(uid)] = None if live is None else str(live)
+    return out
+
+
 def live_check(con: Any, cand: Candidate) -> str | None:
-    """What the warehouse holds for a seed, view or table now (None: missing); '' for a
-    test."""
-    if cand.kind == "test":
-        return ""
-    assert cand.schema is not None and cand.identifier is not None
-    if cand.kind == "view":
-        row = con.execute(
-            "select md5(sql) from duckdb_views() where database_name = current_database() "
-            "and lower(schema_name) = lower(?) and lower(view_name) = lower(?)",
-            [cand.schema, cand.identifier],
-        ).fetchone()
-        return None if row is None else str(row[0])
-    row = con.execute(
-        "select 1 from duckdb_tables() where database_name = current_database() "
-        "and lower(schema_name) = lower(?) and lower(table_name) = lower(?)",
-        [cand.schema, cand.identifier],
-    ).fetchone()
-    if row is None:
-        return None
-    relation = f"{_quote(cand.schema)}.{_quote(cand.identifier)}"
-    if cand.kind == "table":
-        # a model's table: its row count (a plain dbt run makes the state forget it)
-        (count,) = con.execute(f"select count(*) from {relation}").fetchone()
-        return str(count)
-    count, total = con.execute(
-        f"select count(*), coalesce(sum(hash(t)), 0) from {relation} as t"
-    ).fetchone()
-    return f"{count}:{total}"
+    """:func:`live_checks` of one node."""
+    return live_checks(con, [cand])[cand.unique_id]
 
 
 def _volatile(con: Any, cand: Candidate) -> bool:
@@ -371,6 +396,16 @@ def unchanged(
     left_out: set[str] = set()
     same_data: dict[str, bool] = {}
     seen = {} if live is None else live
+    seen.update(
+        live_checks(
+            con,
+            (
+                c
+                for uid, c in cands.items()
+                if c.kind != "test" and uid in recorded and recorded[uid][0] == c.fingerprint
+            ),
+        )
+    )
 
     def live_of(cand: Candidate) -> str | None:
         if cand.unique_id not in seen:
@@ -442,22 +477,31 @@ def record(
     con.execute(
         f"alter table {STATE_SCHEMA}.{STATE_TABLE} add column if not exists data_fingerprint varchar"
     )
-    rows = []
-    for uid, cand in sorted(cands.items()):
-        if uid in skipped and uid in live:
-            rows.append((uid, cand.fingerprint, live[uid], cand.data_fingerprint))
-        elif uid in skipped or statuses.get(uid) in KEPT_STATUSES:
-            rows.append((uid, cand.fingerprint, live_check(con, cand), cand.data_fingerprint))
+    kept = [
+        cand
+        for uid, cand in sorted(cands.items())
+        if uid in skipped or statuses.get(uid) in KEPT_STATUSES
+    ]
+    now = live_checks(
+        con, (c for c in kept if c.unique_id not in skipped or c.unique_id not in live)
+    )
+    values = {**now, **{c.unique_id: live[c.unique_id] for c in kept if c.unique_id not in now}}
     con.execute("begin")
     try:
         # the on-run-start hook has emptied it already; a build of an older recon had not
         con.execute(f"delete from {STATE_SCHEMA}.{STATE_TABLE}")
-        if rows:
-            con.executemany(
+        if kept:
+            con.execute(
                 f"insert into {STATE_SCHEMA}.{STATE_TABLE} "
                 "(unique_id, fingerprint, live, recorded_at, data_fingerprint) "
-                "values (?, ?, ?, now(), ?)",
-                rows,
+                "select unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), now(), "
+                "unnest(?::varchar[])",
+                [
+                    [c.unique_id for c in kept],
+                    [c.fingerprint for c in kept],
+                    [values[c.unique_id] for c in kept],
+                    [c.data_fingerprint for c in kept],
+                ],
             )
         con.execute("commit")
     except Exception:
