@@ -338,6 +338,11 @@ def build(
     if on_node is not None:
         callbacks.append(_event_callback(on_node))
     started = time.monotonic()
+    if target == "duckdb":
+        busy = _warehouse_busy(settings.warehouse)
+        if busy is not None:
+            # one line, before dbt (which would print its traceback first)
+            return BuildResult(target=target, success=False, seconds=0.0, error=busy)
     manifest: Any = None
     cands: dict[str, Any] = {}
     skipped: set[str] = set()
@@ -387,6 +392,23 @@ def build(
         unchanged=sorted(cands[uid].name for uid in skipped),
         missing_raw=sorted(missing_raw),
     )
+
+
+def _warehouse_busy(warehouse: Path) -> str | None:
+    """Why the DuckDB warehouse cannot be opened for writing (another process holds it), or
+    None."""
+    import duckdb
+
+    path = warehouse.expanduser().resolve()
+    if not path.exists():
+        return None
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.IOException as exc:
+        return f"the warehouse {path} is in use by another process ({' '.join(str(exc).split())})"
+    except duckdb.Error:
+        return None  # e.g. open in this process under another configuration: dbt will say
+    return None
 
 
 def _unchanged_nodes(
