@@ -354,11 +354,20 @@ def build(
                 if parsed.success and parsed.result is not None:
                     manifest = parsed.result
                     cands, skipped, missing = _unchanged_nodes(
-                        settings.warehouse, manifest, vars, full_refresh=full_refresh, live=live
+                        settings.warehouse,
+                        manifest,
+                        vars,
+                        full_refresh=full_refresh,
+                        live=live,
+                        unit_tests=unit_tests,
                     )
                     # the left-out views do not compile: their missing raw tables are named here
                     missing_raw.update(missing)
-                    exclude = [*exclude, *sorted(cands[uid].name for uid in skipped)]
+                    # (the unit tests of a model left out are not run: dbt drops them itself)
+                    exclude = [
+                        *exclude,
+                        *sorted(cands[uid].name for uid in skipped if cands[uid].kind != "unit"),
+                    ]
             args = dbt_args(
                 select=select,
                 exclude=exclude,
@@ -418,6 +427,7 @@ def _unchanged_nodes(
     *,
     full_refresh: bool,
     live: dict[str, str | None] | None = None,
+    unit_tests: bool = False,
 ) -> tuple[dict[str, Any], set[str], set[str]]:
     """The candidates of :mod:`recon.build_state`, those that cannot have changed (none
     on a full refresh), and the raw tables (schema.table) those read that do not exist."""
@@ -438,12 +448,19 @@ def _unchanged_nodes(
         existing = build_state.existing_tables(con)
         versions = build_state.source_versions(con, manifest)
         cands = build_state.candidates(manifest, common, existing, versions)
-        skipped = set() if full_refresh else build_state.unchanged(con, cands, live)
+        skipped = (
+            set()
+            if full_refresh
+            else build_state.unchanged(con, cands, live, unit_tests=unit_tests)
+        )
     finally:
         con.close()
     missing = set()
     for uid in skipped:
-        for parent in getattr(manifest.nodes[uid].depends_on, "nodes", None) or ():  # seeds: none
+        node = manifest.nodes.get(uid)
+        if node is None:  # a unit test
+            continue
+        for parent in getattr(node.depends_on, "nodes", None) or ():  # seeds: none
             source = manifest.sources.get(parent)
             if source is not None and (
                 (str(source.schema).lower(), str(source.identifier).lower()) not in existing

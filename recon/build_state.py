@@ -66,7 +66,7 @@ class Candidate:
 
     unique_id: str
     name: str
-    kind: str  # "seed", "view", "table" or "test"
+    kind: str  # "seed", "view", "table", "test" or "unit" (a dbt unit test)
     #: what building it again would depend on: a seed's or view's definition; a table's or a
     #: test's definition and inputs
     fingerprint: str
@@ -263,6 +263,30 @@ def candidates(
 
     for uid in sorted(manifest.nodes):
         visit(uid)
+    # a unit test: its definition and its model's; run only with its model (dbt build drops
+    # the unit tests of a model left out), so a model is left out with unit tests on only
+    # when each of its unit tests passed under the same fingerprint
+    for uid, unit in sorted((getattr(manifest, "unit_tests", None) or {}).items()):
+        tested = [p for p in (getattr(unit.depends_on, "nodes", None) or ()) if p in out]
+        if len(tested) != 1 or not out[tested[0]].fingerprint:
+            continue
+        model = out[tested[0]]
+        out[uid] = Candidate(
+            unique_id=uid,
+            name=str(unit.name),
+            kind="unit",
+            fingerprint=_digest(
+                common,
+                "unit",
+                getattr(unit, "checksum", None),
+                [g.to_dict() if hasattr(g, "to_dict") else str(g) for g in unit.given or ()],
+                unit.expect.to_dict() if hasattr(unit.expect, "to_dict") else str(unit.expect),
+                unit.overrides.to_dict() if getattr(unit, "overrides", None) else None,
+                _config(unit),
+                model.fingerprint,
+            ),
+            parents=(model.unique_id,),
+        )
     if versions is None:
         # only what cannot have changed whatever was landed: seeds, views, tests of seeds
         seeds = {uid for uid, c in out.items() if c.kind == "seed"}
@@ -280,8 +304,8 @@ def live_checks(con: Any, cands: Iterable[Candidate]) -> dict[str, str | None]:
     test): a view's SQL (its md5), a table's row count, a seed's row count and the sum of its
     rows' hashes. One query for the views and one for the tables."""
     cands = list(cands)
-    out: dict[str, str | None] = {c.unique_id: "" for c in cands if c.kind == "test"}
-    relations = [c for c in cands if c.kind != "test"]
+    out: dict[str, str | None] = {c.unique_id: "" for c in cands if c.kind in ("test", "unit")}
+    relations = [c for c in cands if c.kind not in ("test", "unit")]
     if not relations:
         return out
     views = {
@@ -386,15 +410,35 @@ def _recorded(con: Any) -> dict[str, tuple[str, str | None, str | None]]:
 
 
 def unchanged(
-    con: Any, cands: Mapping[str, Candidate], live: dict[str, str | None] | None = None
+    con: Any,
+    cands: Mapping[str, Candidate],
+    live: dict[str, str | None] | None = None,
+    *,
+    unit_tests: bool = False,
 ) -> set[str]:
     """The candidates that cannot have changed (see the module's docstring). ``live``, when
-    given, gets what the warehouse holds for each node checked (for :func:`record`)."""
+    given, gets what the warehouse holds for each node checked (for :func:`record`).
+    ``unit_tests``: the build runs the dbt unit tests, so a model is left out only when each
+    of its unit tests passed under the same fingerprint. The unit tests of the models left
+    out are in the result (dbt does not run them), but are not nodes to exclude."""
     recorded = _recorded(con)
     if not recorded:
         return set()
     left_out: set[str] = set()
     same_data: dict[str, bool] = {}
+    units: dict[str, list[Candidate]] = {}
+    for cand in cands.values():
+        if cand.kind == "unit":
+            units.setdefault(cand.parents[0], []).append(cand)
+
+    def units_passed(uid: str) -> bool:
+        if not unit_tests:
+            return True
+        return all(
+            (rec := recorded.get(u.unique_id)) is not None and rec[0] == u.fingerprint
+            for u in units.get(uid, ())
+        )
+
     seen = {} if live is None else live
     seen.update(
         live_checks(
@@ -402,7 +446,9 @@ def unchanged(
             (
                 c
                 for uid, c in cands.items()
-                if c.kind != "test" and uid in recorded and recorded[uid][0] == c.fingerprint
+                if c.kind not in ("test", "unit")
+                and uid in recorded
+                and recorded[uid][0] == c.fingerprint
             ),
         )
     )
@@ -425,6 +471,8 @@ def unchanged(
             return False
         if not all(data_same(p) for p in cand.parents):
             return False
+        if cand.kind != "test" and not units_passed(uid):
+            return False
         if cand.kind == "test":
             left_out.add(uid)
             return True
@@ -444,15 +492,25 @@ def unchanged(
         rec = recorded.get(uid)
         if rec is None or rec[0] != cand.fingerprint:
             return False
-        return live_of(cand) is not None and live_of(cand) == rec[2]
+        return live_of(cand) is not None and live_of(cand) == rec[2] and units_passed(uid)
 
     for uid in sorted(cands):
         cand = cands[uid]
         if cand.kind == "view":
             if view_left_out(uid):
                 left_out.add(uid)
-        else:
+        elif cand.kind != "unit":
             data_same(uid)
+    # a left-out model's unit tests do not run: they keep their record if it is theirs
+    for uid, cand in cands.items():
+        rec = recorded.get(uid)
+        if (
+            cand.kind == "unit"
+            and cand.parents[0] in left_out
+            and rec is not None
+            and rec[0] == cand.fingerprint
+        ):
+            left_out.add(uid)
     return left_out
 
 

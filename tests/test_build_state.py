@@ -87,3 +87,30 @@ def test_a_raw_table_version_changes_with_every_landing_not_with_its_documents_a
     before = versions()["objects"]
     con.execute("update raw_x.objects set payload = '{\"y\": 2}' where id = 'a'")
     assert versions()["objects"] == before
+
+
+def test_a_model_is_left_out_with_unit_tests_on_only_once_they_passed_as_they_are() -> None:
+    import duckdb
+
+    from recon.build_state import Candidate, record, unchanged
+
+    con = duckdb.connect()
+    con.execute("create table main.m as select 1 as x")
+    model = Candidate("model.recon.m", "m", "table", "fp-m", "fp-m", "main", "m")
+    unit = Candidate("unit_test.recon.m.u", "u", "unit", "fp-u", parents=("model.recon.m",))
+    cands = {model.unique_id: model, unit.unique_id: unit}
+    # built without unit tests: the model is recorded, its unit test is not
+    record(con, cands, {"model.recon.m": "success"}, set())
+    assert unchanged(con, cands) == {"model.recon.m"}
+    assert unchanged(con, cands, unit_tests=True) == set()
+    # built with them: both recorded, both left out next time (the unit test is not run)
+    record(con, cands, {"model.recon.m": "success", "unit_test.recon.m.u": "pass"}, set())
+    assert unchanged(con, cands, unit_tests=True) == {"model.recon.m", "unit_test.recon.m.u"}
+    # a unit test that changed (its fixtures or expectation): the model is built again
+    changed = {**cands, unit.unique_id: Candidate(unit.unique_id, "u", "unit", "fp-u2",
+                                                  parents=unit.parents)}  # fmt: skip
+    assert unchanged(con, changed, unit_tests=True) == set()
+    assert unchanged(con, changed) == {"model.recon.m"}
+    # a failed unit test is not recorded
+    record(con, cands, {"model.recon.m": "success", "unit_test.recon.m.u": "fail"}, set())
+    assert unchanged(con, cands, unit_tests=True) == set()

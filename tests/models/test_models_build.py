@@ -496,6 +496,16 @@ def test_a_build_leaves_out_what_cannot_have_changed(tmp_path: Path) -> None:
     assert fifth.missing_raw == fourth.missing_raw
     assert _query(warehouse, "select count(*) as n from main_seeds.fx_rates where currency = 'EUR'"
                   )[0]["n"] == 1  # fmt: skip
+    # with the dbt unit tests on: a model is left out only once its unit tests passed (dbt
+    # does not run the unit tests of a model left out), so the first such build runs them
+    # with their models; the next leaves out both
+    with_units = _build(warehouse, tmp_path)
+    units = {o.name for o in with_units.outcomes if o.resource_type == "unit_test"}
+    assert len(units) >= 50
+    assert {"int_subscription_items_priced", "fct_mrr"} <= {o.name for o in with_units.outcomes}
+    again = _build(warehouse, tmp_path)
+    assert {o.resource_type for o in again.outcomes} <= {"operation", "exposure"}
+    assert set(again.unchanged) == nodes | units
     # a raw row changed by hand (not its JSON documents: see recon/build_state.py)
     con = duckdb.connect(str(warehouse))
     con.execute("update raw_stripe.customers set deleted = true where id = 'cus_c'")
