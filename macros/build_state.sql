@@ -16,12 +16,7 @@
     {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set found = run_query(
-        "select count(*) from information_schema.tables"
-        ~ " where table_schema = 'recon_audit' and table_name = 'dbt_build_state'"
-        ~ " and table_catalog = current_database()"
-    ) -%}
-    {%- if found.columns[0].values()[0] | int > 0 -%}
+    {%- if recon.table_exists('recon_audit', 'dbt_build_state', target.database) -%}
         {{ return('delete from recon_audit.dbt_build_state') }}
     {%- endif -%}
     {{ return('') }}

@@ -7,16 +7,8 @@
         {#- parsing, or a unit test (its inputs stand in for the source) -#}
         {{ return(relation) }}
     {%- endif -%}
-    {#- The warehouse is asked, not adapter.get_relation: dbt lists an uncached schema (the raw
-        ones) and adds its tables to the relation cache one at a time, the first marking the
-        schema cached, so a thread compiling another model meanwhile saw only some of them. -#}
-    {%- set found = run_query(
-        "select count(*) from information_schema.tables"
-        ~ " where lower(table_schema) = lower('" ~ relation.schema ~ "')"
-        ~ " and lower(table_name) = lower('" ~ relation.identifier ~ "')"
-        ~ (" and lower(table_catalog) = lower('" ~ relation.database ~ "')" if relation.database else "")
-    ) -%}
-    {%- if found.columns[0].values()[0] | int > 0 -%}
+    {#- the warehouse is asked, not adapter.get_relation (see table_exists) -#}
+    {%- if recon.table_exists(relation.schema, relation.identifier, relation.database) -%}
         {{ return(relation) }}
     {%- endif -%}
     {%- set node = graph.sources.values()

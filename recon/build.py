@@ -438,11 +438,13 @@ def _unchanged_nodes(
     path = warehouse.expanduser().resolve()
     common = build_state.global_fingerprint(manifest, project_dir(), vars)
     if not path.exists():
-        return build_state.candidates(manifest, common, set()), set(), set()
+        # no raw table exists yet, so every source reads as missing
+        nothing = {uid: None for uid in manifest.sources}
+        return build_state.candidates(manifest, common, set(), nothing), set(), set()
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error:
-        # e.g. another process holds the warehouse: build everything, and let dbt say why
+        # taken since _warehouse_busy looked: build everything, and let dbt say why
         return {}, set(), set()
     try:
         existing = build_state.existing_tables(con)
@@ -462,9 +464,7 @@ def _unchanged_nodes(
             continue
         for parent in getattr(node.depends_on, "nodes", None) or ():  # seeds: none
             source = manifest.sources.get(parent)
-            if source is not None and (
-                (str(source.schema).lower(), str(source.identifier).lower()) not in existing
-            ):
+            if source is not None and build_state.source_key(source) not in existing:
                 missing.add(f"{source.schema}.{source.identifier}")
     return cands, skipped, missing
 

@@ -27,7 +27,7 @@ all. A node is left out only when all of these hold:
 
 The fingerprints live in the warehouse (``recon_audit.dbt_build_state``), so they go with it
 when it is copied or replaced. Every dbt run on the warehouse forgets them first (an
-``on-run-start`` hook, :func:`forget` in SQL): a plain ``dbt build`` with other vars, or one
+``on-run-start`` hook, ``recon.forget_build_state`` in ``macros/build_state.sql``): a plain ``dbt build`` with other vars, or one
 stopped half way, leaves tables the state does not describe, and the next ``recon build``
 builds everything; ``recon build`` writes the state again once dbt is done. Only the DuckDB
 target keeps them; ``--full-refresh``, ``--select`` and ``RECON_BUILD_SKIP_UNCHANGED=0``
@@ -118,7 +118,21 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _source_key(source: Any) -> tuple[str, str]:
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _tables(con: Any) -> dict[tuple[str, str], tuple[str, str]]:
+    """The warehouse's tables: (schema, name) lower case -> as the catalog spells them."""
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() "
+        "where database_name = current_database()"
+    ).fetchall()
+    return {(str(s).lower(), str(t).lower()): (str(s), str(t)) for s, t in rows}
+
+
+def source_key(source: Any) -> tuple[str, str]:
+    """A source's (schema, table), lower case, as :func:`existing_tables` holds them."""
     return str(source.schema).lower(), str(source.identifier).lower()
 
 
@@ -135,16 +149,11 @@ def source_versions(con: Any, manifest: Any) -> dict[str, str | None]:
         "where database_name = current_database() order by column_index"
     ).fetchall():
         columns.setdefault((str(schema).lower(), str(table).lower()), []).append(str(column))
-    tables = (
-        {(str(s).lower(), str(t).lower()): (str(s), str(t)) for s, t in con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = current_database()"
-        ).fetchall()}
-    )  # fmt: skip
+    tables = _tables(con)
     out: dict[str, str | None] = {}
     queries: list[str] = []
     for uid, source in sorted(manifest.sources.items()):
-        key = _source_key(source)
+        key = source_key(source)
         if key not in tables or not columns.get(key):
             out[uid] = None
             continue
@@ -154,7 +163,7 @@ def source_versions(con: Any, manifest: Any) -> dict[str, str | None]:
         schema, table = tables[key]
         hashed = ", ".join(_quote(c) for c in cols)
         queries.append(
-            f"select '{uid.replace(chr(39), chr(39) * 2)}' as uid, count(*) as n, "
+            f"select {_literal(uid)} as uid, count(*) as n, "
             f"coalesce(sum(hash({hashed})), 0) as h from {_quote(schema)}.{_quote(table)}"
         )
     if queries:
@@ -167,13 +176,12 @@ def candidates(
     manifest: Any,
     common: str,
     existing_tables: set[tuple[str, str]],
-    versions: Mapping[str, str | None] | None = None,
+    versions: Mapping[str, str | None],
 ) -> dict[str, Candidate]:
-    """Every seed, view, table, incremental model and data test, each with its fingerprints
-    (``common``: :func:`global_fingerprint`); ``existing_tables``: (schema, name) in the
-    warehouse, lower case; ``versions``: :func:`source_versions` (without them a node that
-    reads a source is never left out, and only seeds, views and tests of seeds are
-    candidates)."""
+    """Every seed, view, table, incremental model, data test and unit test, each with its
+    fingerprints (``common``: :func:`global_fingerprint`); ``existing_tables``: (schema,
+    name) in the warehouse, lower case; ``versions``: :func:`source_versions` (a source
+    missing from it makes its readers candidates no record matches)."""
     out: dict[str, Candidate] = {}
     unknown = object()
 
@@ -192,7 +200,7 @@ def candidates(
             # a raw table's existence: raw_source compiles a missing one as an empty relation
             exists = None
             if uid.startswith("source."):
-                exists = _source_key(parent) in existing_tables
+                exists = source_key(parent) in existing_tables
             parents.append((uid, getattr(parent, "relation_name", None), exists))
         return parents
 
@@ -209,7 +217,7 @@ def candidates(
     def inputs(uid: str) -> Any:
         """What a parent contributes to a reader's data fingerprint."""
         if uid in manifest.sources:
-            if versions is None or uid not in versions:
+            if uid not in versions:
                 return unknown
             return versions[uid]
         cand = visit(uid)
@@ -287,15 +295,6 @@ def candidates(
             ),
             parents=(model.unique_id,),
         )
-    if versions is None:
-        # only what cannot have changed whatever was landed: seeds, views, tests of seeds
-        seeds = {uid for uid, c in out.items() if c.kind == "seed"}
-        return {
-            uid: c
-            for uid, c in out.items()
-            if c.kind in ("seed", "view")
-            or (c.kind == "test" and c.parents and set(c.parents) <= seeds)
-        }
     return {uid: c for uid, c in out.items() if c.fingerprint}
 
 
@@ -315,13 +314,7 @@ def live_checks(con: Any, cands: Iterable[Candidate]) -> dict[str, str | None]:
             "where database_name = current_database() and not internal"
         ).fetchall()
     }
-    tables = {
-        (str(schema).lower(), str(name).lower()): (str(schema), str(name))
-        for schema, name in con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = current_database()"
-        ).fetchall()
-    }
+    tables = _tables(con)
     queries: list[str] = []
     for cand in relations:
         assert cand.schema is not None and cand.identifier is not None
@@ -340,19 +333,14 @@ def live_checks(con: Any, cands: Iterable[Candidate]) -> dict[str, str | None]:
             if cand.kind == "table"
             else "cast(count(*) as varchar) || ':' || cast(coalesce(sum(hash(t)), 0) as varchar)"
         )
-        uid = cand.unique_id.replace("'", "''")
         queries.append(
-            f"select '{uid}' as uid, {live} as live from {_quote(schema)}.{_quote(name)} as t"
+            f"select {_literal(cand.unique_id)} as uid, {live} as live "
+            f"from {_quote(schema)}.{_quote(name)} as t"
         )
     if queries:
         for uid, live in con.execute(" union all ".join(queries)).fetchall():
             out[str(uid)] = None if live is None else str(live)
     return out
-
-
-def live_check(con: Any, cand: Candidate) -> str | None:
-    """:func:`live_checks` of one node."""
-    return live_checks(con, [cand])[cand.unique_id]
 
 
 def _volatile(con: Any, cand: Candidate) -> bool:
@@ -439,67 +427,55 @@ def unchanged(
             for u in units.get(uid, ())
         )
 
+    def matches(uid: str) -> bool:
+        rec = recorded.get(uid)
+        return rec is not None and rec[0] == cands[uid].fingerprint
+
     seen = {} if live is None else live
     seen.update(
         live_checks(
-            con,
-            (
-                c
-                for uid, c in cands.items()
-                if c.kind not in ("test", "unit")
-                and uid in recorded
-                and recorded[uid][0] == c.fingerprint
-            ),
+            con, (c for uid, c in cands.items() if c.kind not in ("test", "unit") and matches(uid))
         )
     )
 
-    def live_of(cand: Candidate) -> str | None:
-        if cand.unique_id not in seen:
-            seen[cand.unique_id] = live_check(con, cand)
-        return seen[cand.unique_id]
+    def built_as_recorded(cand: Candidate) -> bool:
+        """Its fingerprint is the one recorded, the warehouse holds what was recorded with it,
+        and (unit tests on) its unit tests passed."""
+        uid = cand.unique_id
+        return (
+            matches(uid)
+            and seen.get(uid) is not None
+            and seen[uid] == recorded[uid][2]
+            and units_passed(uid)
+        )
 
     def data_same(uid: str) -> bool:
-        """A seed's or model's rows are the ones its last build made (and it is left out)."""
+        """A seed's, model's or test's inputs are those of its last build (and a seed, table
+        or test is left out)."""
         if uid in same_data:
             return same_data[uid]
         same_data[uid] = False  # a cycle (none in dbt) or a failure below: not the same
         cand = cands.get(uid)
-        if cand is None:
+        if cand is None or not matches(uid) or not all(data_same(p) for p in cand.parents):
             return False
-        rec = recorded.get(uid)
-        if rec is None or rec[0] != cand.fingerprint:
-            return False
-        if not all(data_same(p) for p in cand.parents):
-            return False
-        if cand.kind != "test" and not units_passed(uid):
-            return False
-        if cand.kind == "test":
+        if cand.kind == "view":
+            # left out whatever its inputs (below); its rows are the same only if they are
+            same = uid in left_out and recorded[uid][1] == cand.data_fingerprint
+        elif cand.kind == "test":
+            same = True
+        else:
+            same = built_as_recorded(cand) and not _volatile(con, cand)
+        if same:
             left_out.add(uid)
-            return True
-        if live_of(cand) is None or live_of(cand) != rec[2]:
-            return False
-        if cand.kind == "table" and _volatile(con, cand):
-            return False
-        left_out.add(uid)
-        # a view left out holds the same rows only if its inputs are the same too
-        same = cand.kind != "view" or rec[1] == cand.data_fingerprint
         same_data[uid] = same
         return same
 
-    def view_left_out(uid: str) -> bool:
-        """A view is left out when its definition is the one built, whatever its inputs."""
-        cand = cands[uid]
-        rec = recorded.get(uid)
-        if rec is None or rec[0] != cand.fingerprint:
-            return False
-        return live_of(cand) is not None and live_of(cand) == rec[2] and units_passed(uid)
-
-    for uid in sorted(cands):
-        cand = cands[uid]
-        if cand.kind == "view":
-            if view_left_out(uid):
-                left_out.add(uid)
-        elif cand.kind != "unit":
+    # a view is left out when its definition is the one built, whatever its inputs
+    for cand in cands.values():
+        if cand.kind == "view" and built_as_recorded(cand):
+            left_out.add(cand.unique_id)
+    for uid, cand in cands.items():
+        if cand.kind not in ("view", "unit"):
             data_same(uid)
     # a left-out model's unit tests do not run: they keep their record if it is theirs
     for uid, cand in cands.items():
@@ -540,10 +516,10 @@ def record(
         for uid, cand in sorted(cands.items())
         if uid in skipped or statuses.get(uid) in KEPT_STATUSES
     ]
-    now = live_checks(
-        con, (c for c in kept if c.unique_id not in skipped or c.unique_id not in live)
-    )
-    values = {**now, **{c.unique_id: live[c.unique_id] for c in kept if c.unique_id not in now}}
+    # what unchanged() read for the nodes left out (the build did not touch them), and what
+    # the warehouse holds now for the others
+    values = {uid: live[uid] for uid in skipped if uid in live}
+    values.update(live_checks(con, (c for c in kept if c.unique_id not in values)))
     con.execute("begin")
     try:
         # the on-run-start hook has emptied it already; a build of an older recon had not
