@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -81,6 +82,11 @@ class BuildResult:
     unchanged: list[str] = field(default_factory=list)
     #: raw tables (schema.table) that a model of this build read as empty: not landed yet
     missing_raw: list[str] = field(default_factory=list)
+    #: where the time went, in seconds: ``parse`` (dbt parse, to fingerprint the nodes),
+    #: ``state`` (reading and writing the fingerprints), ``dbt`` (the dbt build), ``nodes``
+    #: (from the first node's start to the last one's end, part of ``dbt``: the rest of it
+    #: is dbt's own start-up and teardown)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[NodeOutcome]:
@@ -228,6 +234,20 @@ def _outcome(result: Any) -> NodeOutcome:
     )
 
 
+def _nodes_window(results: Sequence[Any]) -> float | None:
+    """Seconds from the first node's start to the last node's end (dbt's timing records)."""
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for r in results:
+        for timing in getattr(r, "timing", None) or ():
+            if getattr(timing, "started_at", None) and getattr(timing, "completed_at", None):
+                starts.append(timing.started_at)
+                ends.append(timing.completed_at)
+    if not starts:
+        return None
+    return (max(ends) - min(starts)).total_seconds()
+
+
 def release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open in this process after a run, so that
     the warehouse file can be opened again (read-only, or by another process)."""
@@ -347,12 +367,16 @@ def build(
     cands: dict[str, Any] = {}
     skipped: set[str] = set()
     live: dict[str, str | None] = {}
+    phases: dict[str, float] = {}
     with environment(env):
         try:
             if use_state:
+                mark = time.monotonic()
                 parsed = dbtRunner().invoke(dbt_args(command="parse", **common))
+                phases["parse"] = time.monotonic() - mark
                 if parsed.success and parsed.result is not None:
                     manifest = parsed.result
+                    mark = time.monotonic()
                     cands, skipped, missing = _unchanged_nodes(
                         settings.warehouse,
                         manifest,
@@ -361,6 +385,7 @@ def build(
                         live=live,
                         unit_tests=unit_tests,
                     )
+                    phases["state"] = time.monotonic() - mark
                     # the left-out views do not compile: their missing raw tables are named here
                     missing_raw.update(missing)
                     # (the unit tests of a model left out are not run: dbt drops them itself)
@@ -377,13 +402,21 @@ def build(
                 indirect_selection="empty" if skipped else indirect_selection,
                 **common,
             )
+            dbt_started = time.monotonic()
             res = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(args)
         finally:
             if target == "duckdb":
                 release_duckdb()
-    outcomes = [_outcome(r) for r in getattr(res.result, "results", None) or []]
+    phases["dbt"] = time.monotonic() - dbt_started
+    results = getattr(res.result, "results", None) or []
+    window = _nodes_window(results)
+    if window is not None:
+        phases["nodes"] = window
+    outcomes = [_outcome(r) for r in results]
     if manifest is not None:
+        mark = time.monotonic()
         _record_state(settings.warehouse, cands, outcomes, skipped, live)
+        phases["state"] = phases.get("state", 0.0) + time.monotonic() - mark
     seconds = time.monotonic() - started
     error = None
     if res.exception is not None:
@@ -400,6 +433,7 @@ def build(
         error=error,
         unchanged=sorted(cands[uid].name for uid in skipped),
         missing_raw=sorted(missing_raw),
+        phases={k: round(v, 3) for k, v in phases.items()},
     )
 
 

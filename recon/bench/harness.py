@@ -791,7 +791,10 @@ def _run_regime(
                 by_type[o.resource_type] = by_type.get(o.resource_type, 0.0) + o.seconds
             rec.detail = {
                 "nodes": len(result.outcomes),
+                "nodes_left_out": len(result.unchanged),
                 "dbt_seconds": round(result.seconds, 3),
+                # parse, state, dbt (the build) and nodes (the part of it the nodes ran in)
+                "phases": dict(result.phases),
                 # node time summed per resource type (nodes run on dbt's threads)
                 "node_seconds_by_type": {k: round(v, 2) for k, v in sorted(by_type.items())},
                 "raw_rows": rows,

@@ -141,6 +141,26 @@ def incremental(result: dict[str, Any], regime: str) -> dict[str, Any] | None:
         "incremental_build_seconds": round(inc_build["seconds"], 3),
         "build_from": build_from,
         "new_events": (_stage(result, f"{regime}:incremental.advance") or {}).get("items"),
+        "incremental_build_split": _build_split(inc_build),
+    }
+
+
+def _build_split(stage: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a build's time went (``recon.build.BuildResult.phases``): dbt's parse, the
+    nodes' run, and the rest (dbt's start-up and teardown, the build state); with the number
+    of nodes run and left out.  None for results recorded before the phases were."""
+    detail = stage.get("detail") or {}
+    phases = detail.get("phases") or {}
+    if "nodes" not in phases:
+        return None
+    parse = float(phases.get("parse", 0.0))
+    nodes = float(phases["nodes"])
+    return {
+        "parse_seconds": round(parse, 3),
+        "nodes_seconds": round(nodes, 3),
+        "rest_seconds": round(max(float(stage["seconds"]) - parse - nodes, 0.0), 3),
+        "nodes_run": detail.get("nodes"),
+        "nodes_left_out": detail.get("nodes_left_out"),
     }
 
 
@@ -406,6 +426,14 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_num(inc['full_build_seconds'], ',.1f')} s ({inc['build_from']}'s builds); "
             "the issue sets no number, so no verdict"
         )
+        split = inc.get("incremental_build_split")
+        if split:
+            build_note += (
+                f"; the incremental build: dbt parse {_num(split['parse_seconds'], ',.1f')} s, "
+                f"nodes {_num(split['nodes_seconds'], ',.1f')} s ({split['nodes_run']} run, "
+                f"{split['nodes_left_out']} left out), dbt's start-up and the build state "
+                f"{_num(split['rest_seconds'], ',.1f')} s"
+            )
     add(
         "incremental build ÷ full build (the build alone)",
         build_ratio,

@@ -442,6 +442,15 @@ def test_a_build_leaves_out_what_cannot_have_changed(tmp_path: Path) -> None:
     second = _build(warehouse, tmp_path, unit_tests=False)
     assert set(second.unchanged) == nodes
     assert {o.resource_type for o in second.outcomes} <= {"operation", "exposure"}
+    # where the time went: the nodes ran inside the dbt build, which ran after the parse
+    for result in (first, second):
+        phases = result.phases
+        assert set(phases) == {"parse", "state", "dbt", "nodes"}
+        assert all(v >= 0 for v in phases.values())
+        assert phases["nodes"] <= phases["dbt"]
+        assert phases["parse"] + phases["dbt"] <= result.seconds
+    # the first build ran every node, the second only the hook and the exposures
+    assert first.phases["nodes"] > second.phases["nodes"]
     before = _snapshot(warehouse)
 
     # HubSpot lands one changed company (its row merged in, with the new landing time): what
