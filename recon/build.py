@@ -82,10 +82,11 @@ class BuildResult:
     unchanged: list[str] = field(default_factory=list)
     #: raw tables (schema.table) that a model of this build read as empty: not landed yet
     missing_raw: list[str] = field(default_factory=list)
-    #: where the time went, in seconds: ``parse`` (dbt parse, to fingerprint the nodes),
-    #: ``state`` (reading and writing the fingerprints), ``dbt`` (the dbt build), ``nodes``
-    #: (from the first node's start to the last one's end, part of ``dbt``: the rest of it
-    #: is dbt's own start-up and teardown)
+    #: where the time went, in seconds: ``parse`` (dbt parse, to fingerprint the nodes) and
+    #: ``state`` (reading and writing the fingerprints), when the build state is used; ``dbt``
+    #: (the dbt build); ``nodes`` (from the first node's start to the last one's end, part of
+    #: ``dbt``: the rest of it is dbt's own start-up and teardown). Their sum is at most
+    #: ``seconds``, which also counts closing the warehouse.
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -218,6 +219,16 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def _timed(phases: dict[str, float], phase: str) -> Iterator[None]:
+    """Adds the block's seconds to ``phases[phase]``."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[phase] = phases.get(phase, 0.0) + time.monotonic() - started
 
 
 def _outcome(result: Any) -> NodeOutcome:
@@ -371,21 +382,19 @@ def build(
     with environment(env):
         try:
             if use_state:
-                mark = time.monotonic()
-                parsed = dbtRunner().invoke(dbt_args(command="parse", **common))
-                phases["parse"] = time.monotonic() - mark
+                with _timed(phases, "parse"):
+                    parsed = dbtRunner().invoke(dbt_args(command="parse", **common))
                 if parsed.success and parsed.result is not None:
                     manifest = parsed.result
-                    mark = time.monotonic()
-                    cands, skipped, missing = _unchanged_nodes(
-                        settings.warehouse,
-                        manifest,
-                        vars,
-                        full_refresh=full_refresh,
-                        live=live,
-                        unit_tests=unit_tests,
-                    )
-                    phases["state"] = time.monotonic() - mark
+                    with _timed(phases, "state"):
+                        cands, skipped, missing = _unchanged_nodes(
+                            settings.warehouse,
+                            manifest,
+                            vars,
+                            full_refresh=full_refresh,
+                            live=live,
+                            unit_tests=unit_tests,
+                        )
                     # the left-out views do not compile: their missing raw tables are named here
                     missing_raw.update(missing)
                     # (the unit tests of a model left out are not run: dbt drops them itself)
@@ -402,21 +411,19 @@ def build(
                 indirect_selection="empty" if skipped else indirect_selection,
                 **common,
             )
-            dbt_started = time.monotonic()
-            res = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(args)
+            with _timed(phases, "dbt"):
+                res = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(args)
         finally:
             if target == "duckdb":
                 release_duckdb()
-    phases["dbt"] = time.monotonic() - dbt_started
     results = getattr(res.result, "results", None) or []
     window = _nodes_window(results)
     if window is not None:
         phases["nodes"] = window
     outcomes = [_outcome(r) for r in results]
     if manifest is not None:
-        mark = time.monotonic()
-        _record_state(settings.warehouse, cands, outcomes, skipped, live)
-        phases["state"] = phases.get("state", 0.0) + time.monotonic() - mark
+        with _timed(phases, "state"):
+            _record_state(settings.warehouse, cands, outcomes, skipped, live)
     seconds = time.monotonic() - started
     error = None
     if res.exception is not None:

@@ -147,8 +147,9 @@ def incremental(result: dict[str, Any], regime: str) -> dict[str, Any] | None:
 
 def _build_split(stage: dict[str, Any]) -> dict[str, Any] | None:
     """Where a build's time went (``recon.build.BuildResult.phases``): dbt's parse, the
-    nodes' run, and the rest (dbt's start-up and teardown, the build state); with the number
-    of nodes run and left out.  None for results recorded before the phases were."""
+    nodes' run, and the rest of ``recon.build.build`` (dbt's start-up and teardown, the build
+    state, closing the warehouse); with the number of nodes run and left out.  None for
+    results recorded before the phases were."""
     detail = stage.get("detail") or {}
     phases = detail.get("phases") or {}
     if "nodes" not in phases:
@@ -158,7 +159,8 @@ def _build_split(stage: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "parse_seconds": round(parse, 3),
         "nodes_seconds": round(nodes, 3),
-        "rest_seconds": round(max(float(stage["seconds"]) - parse - nodes, 0.0), 3),
+        # the build's own time: the stage's also counts the raw rows before it
+        "rest_seconds": round(max(float(detail["dbt_seconds"]) - parse - nodes, 0.0), 3),
         "nodes_run": detail.get("nodes"),
         "nodes_left_out": detail.get("nodes_left_out"),
     }
@@ -431,7 +433,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             build_note += (
                 f"; the incremental build: dbt parse {_num(split['parse_seconds'], ',.1f')} s, "
                 f"nodes {_num(split['nodes_seconds'], ',.1f')} s ({split['nodes_run']} run, "
-                f"{split['nodes_left_out']} left out), dbt's start-up and the build state "
+                f"{split['nodes_left_out']} left out), the rest (dbt's start-up and teardown, the build "
+                f"state) "
                 f"{_num(split['rest_seconds'], ',.1f')} s"
             )
     add(

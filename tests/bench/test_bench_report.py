@@ -96,21 +96,22 @@ def test_the_build_row_says_where_the_incremental_build_went() -> None:
     inc_build.detail = {
         "nodes": 40,
         "nodes_left_out": 60,
+        "dbt_seconds": 1.9,
         "phases": {"parse": 0.5, "state": 0.1, "dbt": 1.3, "nodes": 1.0},
     }
     got = result_dict(run, machine_info=MACHINE)
     split = got["ratios"]["incremental"]["cpu"]["incremental_build_split"]
-    # 2.0 s in all: 0.5 parse + 1.0 nodes + 0.5 the rest
+    # the build took 1.9 s of the stage's 2.0: 0.5 parse + 1.0 nodes + 0.4 the rest
     assert split == {
         "parse_seconds": 0.5,
         "nodes_seconds": 1.0,
-        "rest_seconds": 0.5,
+        "rest_seconds": 0.4,
         "nodes_run": 40,
         "nodes_left_out": 60,
     }
     row = next(t for t in got["targets"] if t["target"].endswith("(the build alone)"))
     assert "dbt parse 0.5 s, nodes 1.0 s (40 run, 60 left out)" in row["note"]
-    assert "start-up and the build state 0.5 s" in row["note"]
+    assert "the rest (dbt's start-up and teardown, the build state) 0.4 s" in row["note"]
     # a result recorded before the phases were: no split, the same row otherwise
     plain = result({"cpu": CPU})
     assert plain["ratios"]["incremental"]["cpu"]["incremental_build_split"] is None
