@@ -9,12 +9,13 @@
 
 -- One row per subscription and customer its versions name: a fingerprint (`inputs_md5`) of
 -- everything the MRR of that subscription is computed from, and the build that last changed it
--- (`changed_at`). The incremental builds of int_subscription_mrr_snapshotted and fct_mrr
--- rebuild the subscriptions, and the customers, changed since their own last build.
+-- (`changed_at`). The incremental builds of int_subscription_mrr_snapshotted, fct_mrr and
+-- fct_subscription_versions rebuild the subscriptions, and the customers, changed since their
+-- own last build.
 -- The fingerprint covers, for the subscription: its versions, their priced items, their
 -- attached discounts, the resolved terms of those discounts and of its customers' customer-level
 -- discounts; and, for every subscription, the build's configuration: the vars the MRR rules
--- read, the currency exponent and fx rate seeds, and the code of the two models. A change in
+-- read, the currency exponent and fx rate seeds, and the code of the three models. A change in
 -- any of them marks the subscription changed, whatever changed it upstream.
 -- A subscription-customer pair no longer found keeps a row with a null fingerprint (so that
 -- fct_mrr rebuilds that customer too), changed when it went.
@@ -24,7 +25,9 @@
 {%- set model_checksums = [] -%}
 {%- if execute -%}
     {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model' and node.name in ('int_subscription_mrr_snapshotted', 'fct_mrr') -%}
+        {%- if node.resource_type == 'model' and node.name in (
+            'int_subscription_mrr_snapshotted', 'fct_mrr', 'fct_subscription_versions'
+        ) -%}
             {%- do model_checksums.append(node.name ~ '=' ~ node.checksum.checksum) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -267,8 +267,7 @@ def _snapshot(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "fct_mrr": "select customer_id, month, currency, mrr, mrr_reporting, movement from main.fct_mrr",
         "rec_findings": "select finding_id, kind, expected_value from main.rec_findings",
-        "versions": "select version_id, subscription_id, version_number, valid_from, valid_to, "
-        "status, items, discount_ids from main.fct_subscription_versions",
+        "versions": "select * exclude (built_at) from main.fct_subscription_versions",
         "subscriptions": "select subscription_id, status, mrr, discount_ids from main.dim_subscriptions",
         "items": "select version_id, item_position, monthly_amount "
         "from main_intermediate.int_subscription_items_priced",
@@ -375,6 +374,8 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
         "from main_intermediate.int_subscription_versions_unioned",
     )
     assert {r["subscription_id"] for r in rebuilt if r["is_rebuilt"]} == {"sub_a", "sub_c", "sub_f"}
+    # and so did the history mart (incremental too), no other subscription's versions
+    assert _last_written(warehouse, "main.fct_subscription_versions") == {"sub_a", "sub_c", "sub_f"}
     assert mrr[("cus_f", "2026-06")][3] == "churn" and ("cus_e", "2026-06") in mrr
     # the staging tables took the later landing: the emptied list has no row left (nor the
     # key marker that replaced it), the changed company its new domain
@@ -562,20 +563,21 @@ def test_a_build_leaves_out_what_cannot_have_changed(tmp_path: Path) -> None:
     assert "stg_hubspot__companies" in clocked.unchanged
 
 
-MRR_SELECT = ["+fct_mrr"]
-# the tests of fct_mrr that read models outside +fct_mrr
+MRR_SELECT = ["+fct_mrr", "+fct_subscription_versions"]
+# the tests of fct_mrr and fct_subscription_versions that read models outside MRR_SELECT
 MRR_EXCLUDE = ["test_type:unit", "test_type:singular", "test_name:relationships"]
 
 
 def _mrr_tables(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every column of the incremental MRR models but `built_at` (and, for the fingerprints,
-    the pairs that exist, without `changed_at`)."""
+    """Every column of the incremental MRR and history models but `built_at` (and, for the
+    fingerprints, the pairs that exist, without `changed_at`)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         out = {}
         for name, relation in (
             ("snapshotted", "main_intermediate.int_subscription_mrr_snapshotted"),
             ("fct_mrr", "main.fct_mrr"),
+            ("versions", "main.fct_subscription_versions"),
         ):
             out[name] = sorted(
                 con.execute(f"select * exclude (built_at) from {relation}").fetchall(), key=repr
@@ -592,7 +594,8 @@ def _mrr_tables(warehouse: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _assert_equals_full_rebuild(warehouse: Path, tmp: Path, **kw: Any) -> None:
-    """A full rebuild of a copy of the warehouse gives the MRR models' rows exactly."""
+    """A full rebuild of a copy of the warehouse gives the MRR and history models' rows
+    exactly."""
     copy_dir = tmp / "full"
     copy_dir.mkdir(exist_ok=True)
     full = copy_dir / "warehouse.duckdb"
@@ -601,6 +604,16 @@ def _assert_equals_full_rebuild(warehouse: Path, tmp: Path, **kw: Any) -> None:
     incremental, rebuilt = _mrr_tables(warehouse), _mrr_tables(full)
     for name in incremental:
         assert incremental[name] == rebuilt[name], name
+
+
+def _last_written(warehouse: Path, relation: str) -> set[str]:
+    """The subscriptions whose rows the last build that wrote any row of the table wrote."""
+    got = _query(
+        warehouse,
+        f"select distinct subscription_id from {relation} "
+        f"where built_at = (select max(built_at) from {relation})",
+    )
+    return {r["subscription_id"] for r in got}
 
 
 def _rewritten(warehouse: Path, relation: str, key: str) -> set[tuple[str, str]]:
@@ -691,6 +704,141 @@ def test_incremental_mrr_follows_discounts_months_and_vars(tmp_path: Path) -> No
     _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE, vars=policy)
     assert _mrr(warehouse)[("cus_e", "2026-07")][1] == Decimal(19)
     _assert_equals_full_rebuild(warehouse, tmp_path, vars=policy)
+
+
+def _versions(warehouse: Path) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """fct_subscription_versions by subscription and version number."""
+    got = _query(warehouse, "select * from main.fct_subscription_versions")
+    return {
+        (r["subscription_id"], r["version_number"]): (
+            r["event_id"],
+            r["items"],
+            r["gross_monthly_amount"],
+            r["is_latest"],
+        )
+        for r in got
+    }
+
+
+def _last_build_wrote(warehouse: Path) -> tuple[set[str], set[str], set[str]]:
+    """What the last build did, by subscription: fct_subscription_versions rewrote its rows,
+    int_subscription_versions_unioned rebuilt its versions, its MRR inputs changed."""
+    got = _query(
+        warehouse,
+        "with build as (select max(built_at) as t from main.fct_subscription_versions) "
+        "select 'history' as what, subscription_id from main.fct_subscription_versions "
+        "where built_at = (select t from build) "
+        "union select 'versions', subscription_id "
+        "from main_intermediate.int_subscription_versions_unioned "
+        "where built_at = (select t from build) "
+        "union select 'inputs', subscription_id from main_intermediate.int_subscription_mrr_inputs "
+        "where changed_at = (select t from build)",
+    )
+    return tuple(  # type: ignore[return-value]
+        {r["subscription_id"] for r in got if r["what"] == what}
+        for what in ("history", "versions", "inputs")
+    )
+
+
+def test_incremental_versions_follow_late_events_tiers_and_listings(tmp_path: Path) -> None:
+    """fct_subscription_versions is incremental (the history grows with every event): a build
+    rewrites the subscriptions whose versions were rebuilt or whose MRR inputs changed, no
+    other, and ends as a full rebuild would: after a price's tiers arrive once its items were
+    priced (they are priced again in place; no version is rebuilt), an event that lands late
+    (before events already built: the later versions of its subscription are numbered again),
+    and a life story whose listing changed what no MRR input reads (the seats of a free plan)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    world, parts = mini_world()
+    # sub_t: a life story (no event), 5 units of a volume-tiered price listed without its tiers
+    tiered = so.price("price_t", product="prod_base", unit_amount=None,
+                      billing_scheme="tiered", tiers_mode="volume")  # fmt: skip
+    world.add("prices", tiered)
+    world.add("customers", so.customer("cus_t", email="t@example.org"))
+    world.add("subscriptions", so.subscription(
+        "sub_t", "cus_t", [so.item("si_t", tiered, quantity=5)], start_date=APR01
+    ))  # fmt: skip
+    # sub_z: a life story on a free plan, 1 seat
+    free = so.price("price_free", product="prod_base", unit_amount=0)
+    world.add("prices", free)
+    world.add("customers", so.customer("cus_z", email="z@example.org"))
+    world.add("subscriptions", so.subscription(
+        "sub_z", "cus_z", [so.item("si_z", free, quantity=1)], start_date=APR01
+    ))  # fmt: skip
+    world.write(warehouse, landed_at="2026-06-30T12:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    first = _versions(warehouse)
+    assert first[("sub_t", 1)][1:3] == ("price_t x5", Decimal(0))  # no tiers: priced 0
+    assert first[("sub_a", 3)][0] == "evt_a2" and ("sub_a", 4) not in first
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 1. price_t's tiers arrive (listed again, expanded): 5 units at 5.00
+    tiers = [
+        {"up_to": 10, "unit_amount": 500, "unit_amount_decimal": "500",
+         "flat_amount": None, "flat_amount_decimal": None},
+        {"up_to": None, "unit_amount": 400, "unit_amount_decimal": "400",
+         "flat_amount": None, "flat_amount_decimal": None},
+    ]  # fmt: skip
+    world.stripe["prices"] = [
+        dict(x, tiers=tiers) if x["id"] == "price_t" else x for x in world.stripe["prices"]
+    ]
+    world.now = "2026-06-30T14:00:00"
+    world.write(warehouse, landed_at="2026-06-30T14:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    assert _versions(warehouse)[("sub_t", 1)][2] == Decimal(25)
+    history, versions, inputs = _last_build_wrote(warehouse)
+    assert "sub_t" in inputs - versions  # priced again in place
+    assert history == versions | inputs
+    assert not {"sub_c", "sub_z"} & history  # life stories, unchanged
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 2. an event of Feb 1 lands late: sub_a had 5 seats from Feb 1 to Mar 10
+    sub_a5 = copy.deepcopy(parts["sub_a3"])
+    sub_a5["items"]["data"][0]["quantity"] = 5
+    sub_a2 = copy.deepcopy(parts["sub_a3"])
+    sub_a2["items"]["data"][0]["quantity"] = 2
+    world.event("evt_a_late", "customer.subscription.updated", FEB01, sub_a5,
+                {"items": sub_a2["items"]})  # fmt: skip
+    world.now = "2026-06-30T16:00:00"
+    world.write(warehouse, landed_at="2026-06-30T16:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    second = _versions(warehouse)
+    assert [second[("sub_a", n)][0] for n in (3, 4)] == ["evt_a_late", "evt_a2"]
+    assert second[("sub_a", 3)][1:] == ("price_m x5", Decimal(95), False)
+    history, versions, inputs = _last_build_wrote(warehouse)
+    assert "sub_a" in versions & inputs
+    assert history == versions | inputs
+    assert not {"sub_c", "sub_t", "sub_z"} & history
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 3. sub_z listed with 3 seats: its version is rebuilt, its MRR inputs do not change
+    world.stripe["subscriptions"] = [
+        so.subscription("sub_z", "cus_z", [so.item("si_z", free, quantity=3)], start_date=APR01)
+        if x["id"] == "sub_z"
+        else x
+        for x in world.stripe["subscriptions"]
+    ]
+    world.now = "2026-06-30T18:00:00"
+    world.write(warehouse, landed_at="2026-06-30T18:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    assert _versions(warehouse)[("sub_z", 1)][1] == "price_free x3"
+    history, versions, inputs = _last_build_wrote(warehouse)
+    assert "sub_z" in versions - inputs
+    assert history == versions | inputs
+    assert not {"sub_c", "sub_t"} & history
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+    # 4. sub_t's versions are gone (taken out by hand, with its raw row, so that a full
+    # rebuild has none either): its rows go too (the post-hook)
+    con = duckdb.connect(str(warehouse))
+    con.execute("delete from raw_stripe.subscriptions where id = 'sub_t'")
+    con.execute(
+        "delete from main_intermediate.int_subscription_versions_unioned "
+        "where subscription_id = 'sub_t'"
+    )
+    con.close()
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    assert "sub_t" not in {s for s, _ in _versions(warehouse)}
+    _assert_equals_full_rebuild(warehouse, tmp_path)
 
 
 def test_incremental_mrr_after_a_build_with_no_subscription(tmp_path: Path) -> None:

@@ -1,7 +1,35 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='subscription_id',
+        on_schema_change='append_new_columns',
+        post_hook="delete from {{ this }} as known where not exists (select 1 from {{ ref('int_subscription_versions_unioned') }} as versions where versions.version_id = known.version_id)",
+    )
+}}
+
 -- The history of every subscription: one row per version, valid from `valid_from` until
 -- `valid_to` (mrr.md §6), with its status, items and discounts as of that version.
+-- Incremental (the history grows with every event): a build rewrites the subscriptions whose
+-- versions were rebuilt since this model's last build, and those whose MRR inputs changed
+-- (int_subscription_mrr_inputs: an item priced again in place when its price's tiers arrive,
+-- or a change of this model's code, which marks every subscription changed), all their
+-- versions; the post-hook removes the versions that no longer exist.
+-- depends_on: {{ ref('int_subscription_mrr_inputs') }}
+
+{%- set incremental = recon.is_incremental_with(['built_at']) %}
 
 with
+
+{% if incremental %}
+    changed_subscriptions as (
+        select rebuilt.subscription_id
+        from {{ ref('int_subscription_versions_unioned') }} as rebuilt
+        where {{ recon.built_since_last_build('rebuilt') }}
+        union
+        {{ recon.changed_since_last_build('subscription_id') }}
+    ),
+{% endif %}
 
 versions as (
     select
@@ -21,6 +49,9 @@ versions as (
         currency,
         api_version
     from {{ ref('int_subscription_versions_unioned') }}
+    {% if incremental %}
+        where subscription_id in (select changed_subscriptions.subscription_id from changed_subscriptions)
+    {% endif %}
 ),
 
 items as (
@@ -32,6 +63,9 @@ items as (
         is_counted,
         monthly_amount
     from {{ ref('int_subscription_items_priced') }}
+    {% if incremental %}
+        where version_id in (select versions.version_id from versions)
+    {% endif %}
 ),
 
 discounts_attached as (
@@ -42,6 +76,9 @@ discounts_attached as (
         discount_position,
         subscription_item_id
     from {{ ref('int_subscription_discounts_attached') }}
+    {% if incremental %}
+        where version_id in (select versions.version_id from versions)
+    {% endif %}
 ),
 
 item_summaries as (
@@ -83,7 +120,8 @@ select
     cast(item_summaries.items as varchar) as items,
     {{ recon.to_money('coalesce(item_summaries.gross_monthly_amount, 0)') }} as gross_monthly_amount,
     cast(discount_summaries.discount_ids as varchar) as discount_ids,
-    cast(versions.api_version as varchar) as api_version
+    cast(versions.api_version as varchar) as api_version,
+    {{ recon.build_started_at() }} as built_at
 from versions
 left join item_summaries
     on versions.version_id = item_summaries.version_id
