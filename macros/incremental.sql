@@ -46,6 +46,19 @@
     where {% for column in columns %}{{ column }} is null{% if not loop.last %} and {% endif %}{% endfor %}
 {%- endmacro %}
 
+{#- delete_versions_gone(): the post-hook of an incremental model with a row or more per
+    subscription version (`version_id`): deletes the rows of the versions
+    int_subscription_versions_unioned no longer has (delete+insert replaces only the keys a
+    build writes). -#}
+{% macro delete_versions_gone() -%}
+    delete from {{ this }} as known
+    where not exists (
+        select 1
+        from {{ ref('int_subscription_versions_unioned') }} as versions
+        where versions.version_id = known.version_id
+    )
+{%- endmacro %}
+
 {#- build_started_at(): the start of this dbt invocation as a timestamp, the same in every model
     of a build: what `built_at` and `changed_at` columns hold. -#}
 {% macro build_started_at() -%}

@@ -57,6 +57,10 @@ DOCUMENT_COLUMNS = frozenset({"payload", "properties", "raw"})
 #: The meta key of a model whose rows may depend on the build's clock: a SQL predicate over
 #: its own rows; when a row holds it, the model is built every time.
 VOLATILE_META = "recon_volatile_if"
+#: The meta key of a model whose compiled SQL embeds other models' code (their checksums, read
+#: from dbt's graph): a list of their names. Their code is part of its definition, so that a
+#: change to any of them builds it again.
+CODE_OF_META = "recon_code_of"
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,11 @@ def candidates(
     missing from it makes its readers candidates no record matches)."""
     out: dict[str, Candidate] = {}
     unknown = object()
+    model_checksums = {
+        str(node.name): node.checksum.checksum
+        for node in manifest.nodes.values()
+        if _value(node.resource_type) == "model"
+    }
 
     def parents_of(node: Any) -> list[str]:
         return sorted(
@@ -237,6 +246,8 @@ def candidates(
         parent_inputs = [(p, inputs(p)) for p in parents]
         visiting.discard(uid)
         metadata = getattr(node, "test_metadata", None)
+        meta = dict(getattr(node.config, "meta", None) or {})
+        code_of = sorted(str(name) for name in meta.get(CODE_OF_META) or ())
         definition = _digest(
             common,
             kind,
@@ -246,6 +257,7 @@ def candidates(
             _config(node),
             getattr(node, "relation_name", None),
             parent_relations(node),
+            [(name, model_checksums.get(name)) for name in code_of],
         )
         known = all(v is not unknown for _, v in parent_inputs)
         # a node whose inputs are not all known gets a data fingerprint no record can match
@@ -253,7 +265,6 @@ def candidates(
         schema = ident = None
         if kind != "test":
             schema, ident = _relation(node)
-        meta = dict(getattr(node.config, "meta", None) or {})
         volatile = meta.get(VOLATILE_META)
         cand = Candidate(
             unique_id=uid,

@@ -4,6 +4,7 @@ tests/models/test_models_build.py (test_a_build_leaves_out_…)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,39 @@ def test_a_model_is_left_out_with_unit_tests_on_only_once_they_passed_as_they_ar
     # a failed unit test is not recorded
     record(con, cands, {"model.recon.m": "success", "unit_test.recon.m.u": "fail"}, set())
     assert unchanged(con, cands, unit_tests=True) == set()
+
+
+def test_a_model_that_embeds_other_models_code_is_built_again_when_that_code_changes() -> None:
+    """int_subscription_mrr_inputs fingerprints the code of the models that read it (meta
+    `recon_code_of`): editing one of them must build it again, though its own definition and
+    inputs are unchanged, or its readers would keep rows computed by the old code."""
+    from types import SimpleNamespace
+
+    from recon.build_state import CODE_OF_META, candidates
+
+    def model(name: str, checksum: str, parents: tuple[str, ...] = (), **meta: Any) -> Any:
+        return SimpleNamespace(
+            name=name,
+            resource_type="model",
+            config=SimpleNamespace(materialized="table", meta=meta),
+            checksum=SimpleNamespace(checksum=checksum),
+            raw_code=f"select 1 -- {name}",
+            schema="main",
+            alias=name,
+            relation_name=f"main.{name}",
+            depends_on=SimpleNamespace(nodes=list(parents)),
+        )
+
+    def fingerprints(reader_checksum: str) -> dict[str, str]:
+        nodes = {
+            "model.recon.inputs": model("inputs", "c-in", **{CODE_OF_META: ["reader"]}),
+            "model.recon.plain": model("plain", "c-plain"),
+            "model.recon.reader": model("reader", reader_checksum, ("model.recon.inputs",)),
+        }
+        manifest = SimpleNamespace(nodes=nodes, sources={})
+        return {c.name: c.fingerprint for c in candidates(manifest, "common", set(), {}).values()}
+
+    before, after = fingerprints("c-1"), fingerprints("c-2")
+    assert after["reader"] != before["reader"]
+    assert after["inputs"] != before["inputs"]  # the reader's code is part of its definition
+    assert after["plain"] == before["plain"]

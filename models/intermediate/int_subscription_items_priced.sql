@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='version_id',
         on_schema_change='append_new_columns',
-        post_hook="delete from {{ this }} where version_id not in (select versions.version_id from {{ ref('int_subscription_versions_unioned') }} as versions)",
+        post_hook="{{ recon.delete_versions_gone() }}",
     )
 }}
 

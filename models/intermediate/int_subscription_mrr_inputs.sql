@@ -1,9 +1,13 @@
+{#- the models whose code is part of the fingerprint (recon's build state reads the same list
+    from meta, so that editing one of them builds this model again) -#}
+{%- set code_of = ['int_subscription_mrr_snapshotted', 'fct_mrr', 'fct_subscription_versions'] -%}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='subscription_id',
         on_schema_change='append_new_columns',
+        meta={'recon_code_of': code_of},
     )
 }}
 
@@ -25,9 +29,7 @@
 {%- set model_checksums = [] -%}
 {%- if execute -%}
     {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model' and node.name in (
-            'int_subscription_mrr_snapshotted', 'fct_mrr', 'fct_subscription_versions'
-        ) -%}
+        {%- if node.resource_type == 'model' and node.name in code_of -%}
             {%- do model_checksums.append(node.name ~ '=' ~ node.checksum.checksum) -%}
         {%- endif -%}
     {%- endfor -%}

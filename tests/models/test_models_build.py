@@ -375,7 +375,7 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     )
     assert {r["subscription_id"] for r in rebuilt if r["is_rebuilt"]} == {"sub_a", "sub_c", "sub_f"}
     # and so did the history mart (incremental too), no other subscription's versions
-    assert _last_written(warehouse, "main.fct_subscription_versions") == {"sub_a", "sub_c", "sub_f"}
+    assert _last_build_wrote(warehouse)[0] == {"sub_a", "sub_c", "sub_f"}
     assert mrr[("cus_f", "2026-06")][3] == "churn" and ("cus_e", "2026-06") in mrr
     # the staging tables took the later landing: the emptied list has no row left (nor the
     # key marker that replaced it), the changed company its new domain
@@ -606,16 +606,6 @@ def _assert_equals_full_rebuild(warehouse: Path, tmp: Path, **kw: Any) -> None:
         assert incremental[name] == rebuilt[name], name
 
 
-def _last_written(warehouse: Path, relation: str) -> set[str]:
-    """The subscriptions whose rows the last build that wrote any row of the table wrote."""
-    got = _query(
-        warehouse,
-        f"select distinct subscription_id from {relation} "
-        f"where built_at = (select max(built_at) from {relation})",
-    )
-    return {r["subscription_id"] for r in got}
-
-
 def _rewritten(warehouse: Path, relation: str, key: str) -> set[tuple[str, str]]:
     """The (key, month) rows the last build wrote."""
     got = _query(
@@ -734,10 +724,10 @@ def _last_build_wrote(warehouse: Path) -> tuple[set[str], set[str], set[str]]:
         "union select 'inputs', subscription_id from main_intermediate.int_subscription_mrr_inputs "
         "where changed_at = (select t from build)",
     )
-    return tuple(  # type: ignore[return-value]
-        {r["subscription_id"] for r in got if r["what"] == what}
-        for what in ("history", "versions", "inputs")
-    )
+    by_what: dict[str, set[str]] = {"history": set(), "versions": set(), "inputs": set()}
+    for r in got:
+        by_what[r["what"]].add(r["subscription_id"])
+    return by_what["history"], by_what["versions"], by_what["inputs"]
 
 
 def test_incremental_versions_follow_late_events_tiers_and_listings(tmp_path: Path) -> None:
@@ -767,6 +757,11 @@ def test_incremental_versions_follow_late_events_tiers_and_listings(tmp_path: Pa
     world.write(warehouse, landed_at="2026-06-30T12:00:00")
     _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
     first = _versions(warehouse)
+    # editing this model's code recomputes every subscription: its code is in the MRR inputs'
+    # fingerprint, and so in that model's build-state definition (tests/test_build_state.py)
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    inputs_meta = manifest["nodes"]["model.recon.int_subscription_mrr_inputs"]["config"]["meta"]
+    assert "fct_subscription_versions" in inputs_meta["recon_code_of"]
     assert first[("sub_t", 1)][1:3] == ("price_t x5", Decimal(0))  # no tiers: priced 0
     assert first[("sub_a", 3)][0] == "evt_a2" and ("sub_a", 4) not in first
     _assert_equals_full_rebuild(warehouse, tmp_path)

@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='subscription_id',
         on_schema_change='append_new_columns',
-        post_hook="delete from {{ this }} as known where not exists (select 1 from {{ ref('int_subscription_versions_unioned') }} as versions where versions.version_id = known.version_id)",
+        post_hook="{{ recon.delete_versions_gone() }}",
     )
 }}
 
