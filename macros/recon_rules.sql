@@ -59,15 +59,44 @@
 
 
 {#- max_item_discount_steps() / max_subscription_discount_steps(): how many discounts in
-    effect at once one item, and one subscription, may carry. The discount arithmetic is
-    unrolled to these depths; a data test on int_subscription_mrr_snapshotted fails loudly if
-    an account ever carries more (raise them here). -#}
+    effect at once one item, and one subscription, may carry. The discount arithmetic of
+    int_subscription_mrr_snapshotted is unrolled to these depths. They are at least 3 and 5,
+    and more when the warehouse holds a version with more discounts attached to one item (or
+    to the subscription itself): when dbt executes a model or a data test, they ask
+    int_subscription_discounts_attached. Stripe sets no small limit, and a long history can
+    stack more than a fixed depth (a build failed on it, DECISIONLOG "discount depth"). A
+    depth above what the data needs gives the same amounts, so nothing depends on the depth
+    but the SQL's length. Unit tests (and parsing) use the floors. The data tests on the
+    snapshots' step numbers check that the depth covered every discount. -#}
 {% macro max_item_discount_steps() -%}
-    {{ return(3) }}
+    {{ return(recon.discount_steps_needed('item', 3)) }}
 {%- endmacro %}
 
 {% macro max_subscription_discount_steps() -%}
-    {{ return(5) }}
+    {{ return(recon.discount_steps_needed('subscription', 5)) }}
+{%- endmacro %}
+
+{% macro discount_steps_needed(level, floor) -%}
+    {%- if not execute or model is none or model.resource_type == 'unit_test' -%}
+        {{ return(floor) }}
+    {%- endif -%}
+    {%- set attached = namespace(relation=none) -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.name == 'int_subscription_discounts_attached' -%}
+            {%- set attached.relation = adapter.get_relation(
+                database=node.database, schema=node.schema, identifier=node.alias
+            ) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if attached.relation is none -%}
+        {{ return(floor) }}
+    {%- endif -%}
+    {%- set per = 'version_id, subscription_item_id' if level == 'item' else 'version_id' -%}
+    {%- set deepest = run_query(
+        'select max(n_attached) from (select count(*) as n_attached from ' ~ attached.relation
+        ~ " where discount_level = '" ~ level ~ "' group by " ~ per ~ ') as attached_counts'
+    ).columns[0].values()[0] -%}
+    {{ return([floor, (deepest or 0) | int] | max) }}
 {%- endmacro %}
 
 

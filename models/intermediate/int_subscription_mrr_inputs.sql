@@ -39,7 +39,6 @@
     'paused=' ~ recon.bool_var('mrr_count_paused_collection'),
     'policy=' ~ recon.mrr_discount_policy(),
     'reporting=' ~ recon.reporting_currency(),
-    'steps=' ~ recon.max_item_discount_steps() ~ '/' ~ recon.max_subscription_discount_steps(),
 ] + (model_checksums | sort) %}
 
 with

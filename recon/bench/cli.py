@@ -38,6 +38,14 @@ def bench_command(
         help="Cached worlds and the runs' warehouses (not in git).",
     ),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="World seed."),
+    events_retention_days: int | None = typer.Option(
+        None,
+        "--events-retention-days",
+        help="Stripe's events retention for the run (default: the world's, 30 days as Stripe "
+        "keeps them). 0 lists every event since the account started: the warehouse of a "
+        "recon that has ingested for the account's whole life, where events outgrow the "
+        "rest. Results go to <date>-<size>-retention<N>.*",
+    ),
     profile: list[str] = typer.Option(
         [],
         "--profile",
@@ -56,6 +64,8 @@ def bench_command(
       recon bench --size XS
 
       recon bench --size S --size M --regime both
+
+      recon bench --size M --regime cpu --events-retention-days 0
     """
     from recon.bench.harness import BenchError, BenchOptions, run_bench
     from recon.bench.report import add_scaling, markdown, result_dict, write_result
@@ -78,6 +88,7 @@ def bench_command(
             regime=regime,
             stages=stages,
             seed=seed,
+            events_retention_days=events_retention_days,
             work_dir=work_dir,
             profile=frozenset(profile),
             progress=lambda text: console.print(text, highlight=False, markup=False),

@@ -245,6 +245,9 @@ class BenchOptions:
     profile: frozenset[str] = frozenset()  # stage names (or keys) to run under pyinstrument
     profile_dir: Path | None = None
     incremental_share: float = 0.01
+    # None: the world's own (generated worlds: Stripe's 30 days); 0 keeps every event since
+    # the account started, the warehouse of a recon that has ingested for the account's life
+    events_retention_days: int | None = None
     keep_runs: bool = True  # leave the run folders (world copy, warehouse) for inspection
     progress: Callable[[str], None] | None = None
 
@@ -287,6 +290,9 @@ class BenchRun:
     # the machine's load (1-minute average) when the run started and ended: other work on
     # the machine slows every stage
     load_average: dict[str, float] = field(default_factory=dict)
+    # Stripe's events retention the sandbox served, and whether --events-retention-days set it
+    events_retention_days: int | None = None
+    events_retention_overridden: bool = False
 
     def stage(self, name: str, regime: str | None = "cpu") -> StageResult | None:
         for s in self.stages:
@@ -537,19 +543,31 @@ def working_copy(src: Path, dst: Path) -> None:
         shutil.copy2(path, target)
 
 
-def configure_world(world_dir: Path, regime: Regime) -> None:
+def configure_world(
+    world_dir: Path, regime: Regime, *, events_retention_days: int | None = None
+) -> None:
     """Write the regime's rate limits into ``world.json`` (a new file: never in place):
     Stripe's, and HubSpot's own (``hubspot_sync``); the harness lifts HubSpot's at runtime
-    for the stages that meet other limits (:meth:`Regime.hubspot_limits`)."""
+    for the stages that meet other limits (:meth:`Regime.hubspot_limits`). With
+    ``events_retention_days``, Stripe's events retention too (0: every event is listed)."""
     path = world_dir / "world.json"
     config = orjson.loads(path.read_bytes())
     config.setdefault("stripe", {})["rate_limit_per_s"] = regime.stripe_rate_limit_per_s
+    if events_retention_days is not None:
+        config["stripe"]["events_retention_days"] = events_retention_days
     hubspot = config.setdefault("hubspot", {})
     hubspot["rate_limit_per_10s"] = regime.hubspot_sync.per_10s
     hubspot["search_rate_limit_per_s"] = regime.hubspot_sync.search_per_s
     tmp = path.with_name("world.json.tmp")
     tmp.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
     os.replace(tmp, path)
+
+
+def world_events_retention_days(world_dir: Path) -> int | None:
+    """The Stripe events retention ``world.json`` sets (the sandbox's default when absent)."""
+    config = orjson.loads((world_dir / "world.json").read_bytes())
+    value = (config.get("stripe") or {}).get("events_retention_days")
+    return None if value is None else int(value)
 
 
 # --------------------------------------------------------------------------- HubSpot windows
@@ -723,7 +741,8 @@ def _run_regime(
     run_dir.mkdir(parents=True)
     world = run_dir / "world"
     working_copy(world_src, world)
-    configure_world(world, regime)
+    configure_world(world, regime, events_retention_days=options.events_retention_days)
+    run.events_retention_days = world_events_retention_days(world)
     warehouse = (run_dir / "recon.duckdb").resolve()
     stages = _Stages(run, options, warehouse)
     r = regime.name
@@ -948,6 +967,11 @@ def run_bench(options: BenchOptions) -> BenchRun:
     stage (it is recorded), only when the world cannot be made."""
     if options.size not in SIZES:
         raise UsageError(f"unknown size {options.size!r}: use {', '.join(SIZE_ORDER)}")
+    if options.events_retention_days is not None and options.events_retention_days < 0:
+        raise UsageError(
+            f"--events-retention-days must be 0 (every event) or more, "
+            f"not {options.events_retention_days}"
+        )
     plan = options.regimes()
     run = BenchRun(
         size=options.size,
@@ -955,6 +979,7 @@ def run_bench(options: BenchOptions) -> BenchRun:
         seed=options.seed,
         regimes=[regime for regime, _ in plan],
         started_at=datetime.now(UTC),
+        events_retention_overridden=options.events_retention_days is not None,
     )
     run.load_average["start"] = round(os.getloadavg()[0], 2)
     _warm_imports()

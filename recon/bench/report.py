@@ -239,14 +239,15 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def previous_result(
-    out_dir: Path, size: str, machine_info: dict[str, Any]
+    out_dir: Path, size: str, machine_info: dict[str, Any], *, retention: str = ""
 ) -> tuple[Path, dict[str, Any]] | None:
-    """The latest result of the next smaller size in ``out_dir`` on the same machine."""
+    """The latest result of the next smaller size in ``out_dir`` on the same machine (with
+    ``retention`` ``-retention<N>``: of a run with that events retention)."""
     i = SIZE_ORDER.index(size)
     if i == 0:
         return None
     smaller = SIZE_ORDER[i - 1]
-    for path in sorted(out_dir.glob(f"*-{smaller}.json"), reverse=True):
+    for path in sorted(out_dir.glob(f"*-{smaller}{retention}.json"), reverse=True):
         try:
             data = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -513,6 +514,8 @@ def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) ->
             for r in run.regimes
         },
         "world": run.world,
+        "events_retention_days": run.events_retention_days,
+        "events_retention_overridden": run.events_retention_overridden,
         "ok": run.ok,
         "checks_passed": run.checks_passed,
         "peak_rss_mb": run.peak_rss_mb,
@@ -528,7 +531,9 @@ def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) ->
 
 
 def add_scaling(result: dict[str, Any], out_dir: Path) -> None:
-    result["scaling"] = scaling(result, previous_result(out_dir, result["size"], result["machine"]))
+    retention = result_stem(result).removeprefix(f"{result['date']}-{result['size']}")
+    previous = previous_result(out_dir, result["size"], result["machine"], retention=retention)
+    result["scaling"] = scaling(result, previous)
     result["targets"] = targets(result)
 
 
@@ -565,6 +570,16 @@ def _settings_line(result: dict[str, Any]) -> str:
         f"(RECON_DUCKDB_THREADS), loads {st.get('duckdb_load_memory_limit', '-')} "
         f"(RECON_DUCKDB_LOAD_MEMORY_LIMIT); dbt threads {st.get('dbt_threads')}."
     )
+
+
+def _retention_line(result: dict[str, Any]) -> str:
+    days = result.get("events_retention_days")
+    if days is None:
+        return ""
+    set_by = " (--events-retention-days)" if result.get("events_retention_overridden") else ""
+    if days == 0:
+        return f" Stripe events retention 0{set_by}: every event since the account started."
+    return f" Stripe events retention {days} days{set_by}."
 
 
 def regime_line(name: str, regime: dict[str, Any]) -> str:
@@ -605,7 +620,8 @@ def markdown(result: dict[str, Any]) -> str:
         "Regimes: "
         + "; ".join(regime_line(name, r) for name, r in result["regimes"].items())
         + ". "
-        + _settings_line(result),
+        + _settings_line(result)
+        + _retention_line(result),
         "",
         "| stage | regime | wall s | items | per s | peak RSS MiB | warehouse MiB | status |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -670,10 +686,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_result(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """``<date>-<size>.json`` and ``.md`` in ``out_dir`` (written whole, then renamed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def result_stem(result: dict[str, Any]) -> str:
+    """``<date>-<size>``, and ``-retention<N>`` for a run whose events retention was set."""
     stem = f"{result['date']}-{result['size']}"
+    if result.get("events_retention_overridden"):
+        stem += f"-retention{result['events_retention_days']}"
+    return stem
+
+
+def write_result(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """``<stem>.json`` and ``.md`` in ``out_dir`` (written whole, then renamed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = result_stem(result)
     paths = (out_dir / f"{stem}.json", out_dir / f"{stem}.md")
     payloads = (
         orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",

@@ -23,7 +23,9 @@ from recon.bench.harness import (
     HubspotLimits,
     configure_world,
     recon_hubspot_pacing,
+    run_bench,
     use_hubspot_limits,
+    world_events_retention_days,
 )
 from recon.errors import UsageError
 
@@ -127,3 +129,17 @@ def test_world_json_holds_hubspots_own_limits(tmp_path: Path) -> None:
         assert got["stripe"]["rate_limit_per_s"] == stripe
         assert got["hubspot"]["rate_limit_per_10s"] == 190
         assert got["hubspot"]["search_rate_limit_per_s"] == 4
+
+
+def test_events_retention_days_is_written_only_when_set(tmp_path: Path) -> None:
+    """--events-retention-days 0 makes the sandbox list every event; without it the world's
+    own retention stays. A negative value is refused before anything runs."""
+    config = {"now": "2026-06-30T12:00:00Z", "stripe": {"events_retention_days": 30}}
+    (tmp_path / "world.json").write_bytes(orjson.dumps(config))
+    configure_world(tmp_path, REGIMES["cpu"])
+    assert world_events_retention_days(tmp_path) == 30
+    configure_world(tmp_path, REGIMES["cpu"], events_retention_days=0)
+    assert world_events_retention_days(tmp_path) == 0
+    with pytest.raises(UsageError, match="--events-retention-days"):
+        run_bench(BenchOptions(size="XS", events_retention_days=-1, work_dir=tmp_path))
+    assert not (tmp_path / "worlds").exists()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from recon.bench.harness import REGIMES, BenchRun, StageResult
-from recon.bench.report import markdown, result_dict
+from recon.bench.report import markdown, previous_result, result_dict, result_stem, write_result
 
 MACHINE = {"cores": 2, "cpu_model": "test CPU", "memory_gb": 8, "python": "3.11", "platform": "x"}
 
@@ -181,3 +181,22 @@ def test_a_result_before_schema_2_still_renders() -> None:
     assert regime_line("cpu", old) == (
         "cpu: 0 ms latency, Stripe unlimited, HubSpot 190/10 s (search 4/s)"
     )
+
+
+def test_a_run_with_its_own_events_retention_is_named_and_compared_apart(tmp_path: Any) -> None:
+    """A run whose events retention --events-retention-days set writes
+    <date>-<size>-retention<N>.*, says so in its header, and compares its scaling only with
+    runs of the same retention."""
+    default = result({"cpu": CPU}, regimes=[REGIMES["cpu"]])
+    run = make_run({"cpu": CPU}, regimes=[REGIMES["cpu"]])
+    run.events_retention_days, run.events_retention_overridden = 0, True
+    full_history = result_dict(run, machine_info=MACHINE)
+    assert result_stem(default) == "2026-12-03-XS"
+    assert result_stem(full_history) == "2026-12-03-XS-retention0"
+    assert "every event since the account started" in markdown(full_history)
+    assert "retention" not in markdown(default)
+    for r in (default, full_history):
+        write_result(r, tmp_path)
+    got = previous_result(tmp_path, "S", MACHINE, retention="-retention0")
+    assert got is not None and got[0].name == "2026-12-03-XS-retention0.json"
+    assert previous_result(tmp_path, "S", MACHINE)[0].name == "2026-12-03-XS.json"

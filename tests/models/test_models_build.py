@@ -696,6 +696,69 @@ def test_incremental_mrr_follows_discounts_months_and_vars(tmp_path: Path) -> No
     _assert_equals_full_rebuild(warehouse, tmp_path, vars=policy)
 
 
+def _stacked_discounts(n_item: int, n_subscription: int) -> dict[str, Any]:
+    """sub_s (cus_s, no event: its listing is its whole story): one item of 10 seats at
+    19.00 with `n_item` discounts of 10 % off on the item, then `n_subscription` of 1.00 off
+    on the subscription."""
+    item_discounts = [
+        so.discount(
+            f"di_si{k}",
+            "TENOFF",
+            customer="cus_s",
+            start=JAN15,
+            subscription="sub_s",
+            subscription_item="si_s",
+        )
+        for k in range(n_item)
+    ]
+    sub_discounts = [
+        so.discount(f"di_ss{k}", "ONEOFF", customer="cus_s", start=JAN15, subscription="sub_s")
+        for k in range(n_subscription)
+    ]
+    monthly = so.price("price_m", product="prod_base", unit_amount=1900)
+    return so.subscription(
+        "sub_s", "cus_s", [so.item("si_s", monthly, quantity=10, discounts=item_discounts)],
+        start_date=JAN15, discounts=sub_discounts,
+    )  # fmt: skip
+
+
+def test_discounts_stacked_deeper_than_the_unrolled_floors(tmp_path: Path) -> None:
+    """An item with more discounts in effect at once than the discount arithmetic's floor of
+    3, and a subscription with more than 5, are priced with all of them (the depth follows
+    the data; a fixed depth failed the build on a long history), in a full build and in an
+    incremental one whose data needs a deeper unrolling than its last build."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    world, _ = mini_world()
+    world.add("coupons", so.coupon("ONEOFF", amount_off=100, currency="usd"))
+    world.add("customers", so.customer("cus_s", email="s@example.org"))
+    world.add("subscriptions", _stacked_discounts(5, 6))
+    world.write(warehouse, landed_at="2026-06-30T12:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    # 190.00 * 0.9^5 = 112.1931, less 6 * 1.00
+    assert _mrr(warehouse)[("cus_s", "2026-06")][1] == Decimal("106.1931")
+    steps = _query(
+        warehouse,
+        "select max(max_item_step_number) as item, max(max_subscription_step_number) as sub, "
+        "max(n_discounts_applied) as n "
+        "from main_intermediate.int_subscription_mrr_snapshotted where subscription_id = 'sub_s'",
+    )
+    assert steps == [{"item": 5, "sub": 6, "n": 11}]
+
+    # the listing now stacks 7 and 8: only sub_s is recomputed, with the deeper arithmetic
+    world.stripe["subscriptions"] = [o for o in world.stripe["subscriptions"] if o["id"] != "sub_s"]
+    world.add("subscriptions", _stacked_discounts(7, 8))
+    world.now = "2026-06-30T18:00:00"
+    world.write(warehouse, landed_at="2026-06-30T18:00:00")
+    _build(warehouse, tmp_path, select=MRR_SELECT, exclude=MRR_EXCLUDE)
+    # 190.00 * 0.9^7 = 90.876411, less 8 * 1.00
+    assert _mrr(warehouse)[("cus_s", "2026-06")][1] == Decimal("82.876411")
+    snapshotted = _rewritten(
+        warehouse, "main_intermediate.int_subscription_mrr_snapshotted", "subscription_id"
+    )
+    assert {s for s, m in snapshotted if m != "2026-06"} == {"sub_s"}
+    _assert_equals_full_rebuild(warehouse, tmp_path)
+
+
 def _versions(warehouse: Path) -> dict[tuple[str, int], tuple[Any, ...]]:
     """fct_subscription_versions by subscription and version number."""
     got = _query(warehouse, "select * from main.fct_subscription_versions")
