@@ -63,8 +63,8 @@
     int_subscription_mrr_snapshotted is unrolled to these depths. They are at least 3 and 5,
     and more when the warehouse holds a version with more discounts attached to one item (or
     to the subscription itself): when dbt executes a model or a data test, they ask
-    int_subscription_discounts_attached. Stripe sets no small limit, and a long history can
-    stack more than a fixed depth (a build failed on it, DECISIONLOG "discount depth"). A
+    int_subscription_discounts_attached. A long history can stack more than a fixed depth
+    (a build failed on it, DECISIONLOG "discount depth follows the data"). A
     depth above what the data needs gives the same amounts, so nothing depends on the depth
     but the SQL's length. Unit tests (and parsing) use the floors. The data tests on the
     snapshots' step numbers check that the depth covered every discount. -#}
