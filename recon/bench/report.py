@@ -531,8 +531,9 @@ def result_dict(run: BenchRun, *, machine_info: dict[str, Any] | None = None) ->
 
 
 def add_scaling(result: dict[str, Any], out_dir: Path) -> None:
-    retention = result_stem(result).removeprefix(f"{result['date']}-{result['size']}")
-    previous = previous_result(out_dir, result["size"], result["machine"], retention=retention)
+    previous = previous_result(
+        out_dir, result["size"], result["machine"], retention=_retention_suffix(result)
+    )
     result["scaling"] = scaling(result, previous)
     result["targets"] = targets(result)
 
@@ -686,12 +687,16 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _retention_suffix(result: dict[str, Any]) -> str:
+    """``-retention<N>`` for a run whose events retention --events-retention-days set."""
+    if result.get("events_retention_overridden"):
+        return f"-retention{result['events_retention_days']}"
+    return ""
+
+
 def result_stem(result: dict[str, Any]) -> str:
     """``<date>-<size>``, and ``-retention<N>`` for a run whose events retention was set."""
-    stem = f"{result['date']}-{result['size']}"
-    if result.get("events_retention_overridden"):
-        stem += f"-retention{result['events_retention_days']}"
-    return stem
+    return f"{result['date']}-{result['size']}{_retention_suffix(result)}"
 
 
 def write_result(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
