@@ -5,7 +5,9 @@ it, the dlt ingest `recon.ingest`, then `recon.build`) against the world's answe
   answers/mrr.csv within 0.01, with the same currency and movement, and no row is missing or
   extra;
 * with Stripe's 30-day retention the same holds for every month that ends inside the window;
-* in both, rec_findings equals answers/findings.csv on its key columns exactly.
+* in both, rec_findings equals answers/findings.csv on its key columns exactly;
+* a day later, with 2 % new events (the bench's small ingest), the incremental build leaves
+  every table as a full rebuild does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from recon.bench.world import advance_world
 from recon.build import build
 from recon.config import Settings
 from recon.ingest import ingest
@@ -142,3 +145,87 @@ def test_generated_world_matches_its_answers(
     assert not problems, f"{len(problems)} fct_mrr rows differ:\n" + "\n".join(problems[:30])
     expected, got = _answer_findings(world), _findings(warehouse)
     assert got == expected, {"missed": sorted(expected - got), "extra": sorted(got - expected)}
+
+
+#: Columns that stamp when a build wrote a row, not what the row says: an incremental build
+#: keeps an unchanged row's stamp, a full rebuild writes every row anew.
+_BUILD_STAMPS = frozenset({"built_at", "changed_at"})
+#: The findings history is the build sequence's own record (first seen, last seen, resolved),
+#: so a full rebuild, which has seen one build, cannot equal it.
+_SEQUENCE_TABLES = frozenset({"rec_findings_history"})
+
+
+def _model_tables(warehouse: Path) -> dict[str, list[str]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ('main', 'main_intermediate', 'main_staging') order by 1, 2"
+        ).fetchall()
+        for schema, name in tables:
+            if name in _SEQUENCE_TABLES:
+                continue
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "select column_name from duckdb_columns() "
+                    "where schema_name = ? and table_name = ? order by column_index",
+                    [schema, name],
+                ).fetchall()
+                if r[0] not in _BUILD_STAMPS
+            ]
+            select = ", ".join(f'"{c}"' for c in cols)
+            rows = con.execute(f'select {select} from "{schema}"."{name}"').fetchall()
+            out[f"{schema}.{name}"] = sorted(repr(r) for r in rows)
+        return out
+    finally:
+        con.close()
+
+
+def test_generated_world_a_day_later_incremental_equals_full_rebuild(tmp_path: Path) -> None:
+    """The bench's "small ingest" on a generated world: a day passes and 2 % new subscription
+    events arrive (`advance_world`); the incremental build that follows leaves nodes out and
+    rebuilds only what changed, and every table it leaves equals a full rebuild's."""
+    world, warehouse = _built_world(tmp_path, customers=150, seed=13, retention_days=30)
+    before = _fct_mrr(warehouse)
+    advance = advance_world(world, share=0.02, days=1.0, seed=13)
+    assert advance.subscriptions_changed > 0
+    with running_sandbox(world) as sb:
+        settings = Settings.load(warehouse=warehouse, environ={}).with_sandbox(
+            sb.base_url, sb.stripe_api_key, sb.hubspot_access_token
+        )
+        for result in ingest(settings):
+            assert result.status == "succeeded", (result.source, result.error)
+
+    def _build(on: Path, *, full_refresh: bool = False) -> list[str]:
+        result = build(
+            Settings.load(warehouse=on, environ={}),
+            exclude=["test_type:unit"],
+            full_refresh=full_refresh,
+            target_path=tmp_path / "target",
+            log_path=tmp_path / "logs",
+            environ={},
+        )
+        assert result.error is None, result.error
+        assert not result.failed, [o.line() for o in result.failed]
+        return result.unchanged
+
+    assert _build(warehouse), "the incremental build left nothing out"
+    assert _fct_mrr(warehouse) != before, "the new events changed no MRR"
+    after_incremental = _model_tables(warehouse)
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    rebuilt.write_bytes(warehouse.read_bytes())
+    _build(rebuilt, full_refresh=True)
+    after_full = _model_tables(rebuilt)
+    assert set(after_incremental) == set(after_full)
+    differing = {
+        name: {
+            "only_incremental": sorted(set(rows) - set(after_full[name]))[:3],
+            "only_full": sorted(set(after_full[name]) - set(rows))[:3],
+        }
+        for name, rows in after_incremental.items()
+        if rows != after_full[name]
+    }
+    assert not differing, differing
