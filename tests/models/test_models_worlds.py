@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from recon.bench.world import advance_world
-from recon.build import build
+from recon.build import BuildResult, build
 from recon.config import Settings
 from recon.ingest import ingest
 from recon.sandbox.generator import generate_world
@@ -42,25 +42,36 @@ def _month_end(month: str) -> int:
     return calendar.timegm((year, mon, last, 23, 59, 59, 0, 0, 0))
 
 
-def _built_world(tmp: Path, *, customers: int, seed: int, retention_days: int) -> tuple[Path, Path]:
-    world = tmp / "world"
-    generate_world(world, customers=customers, seed=seed, events_retention_days=retention_days)
-    warehouse = tmp / "warehouse.duckdb"
+def _ingest(world: Path, warehouse: Path) -> None:
+    """`recon.ingest` of both sources from the sandbox serving ``world``."""
     with running_sandbox(world) as sb:
         settings = Settings.load(warehouse=warehouse, environ={}).with_sandbox(
             sb.base_url, sb.stripe_api_key, sb.hubspot_access_token
         )
         for result in ingest(settings):
             assert result.status == "succeeded", (result.source, result.error)
+
+
+def _build(warehouse: Path, tmp: Path, *, full_refresh: bool = False) -> BuildResult:
     result = build(
         Settings.load(warehouse=warehouse, environ={}),
         exclude=["test_type:unit"],  # the unit tests run in test_models_build.py
+        full_refresh=full_refresh,
         target_path=tmp / "target",
         log_path=tmp / "logs",
         environ={},
     )
     assert result.error is None, result.error
     assert not result.failed, [o.line() for o in result.failed]
+    return result
+
+
+def _built_world(tmp: Path, *, customers: int, seed: int, retention_days: int) -> tuple[Path, Path]:
+    world = tmp / "world"
+    generate_world(world, customers=customers, seed=seed, events_retention_days=retention_days)
+    warehouse = tmp / "warehouse.duckdb"
+    _ingest(world, warehouse)
+    _build(warehouse, tmp)
     return world, warehouse
 
 
@@ -156,6 +167,8 @@ _SEQUENCE_TABLES = frozenset({"rec_findings_history"})
 
 
 def _model_tables(warehouse: Path) -> dict[str, list[str]]:
+    """Every table of the models (staging, intermediate, marts) as its sorted rows, without
+    the build stamps; the findings history left out."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         out = {}
@@ -191,33 +204,14 @@ def test_generated_world_a_day_later_incremental_equals_full_rebuild(tmp_path: P
     before = _fct_mrr(warehouse)
     advance = advance_world(world, share=0.02, days=1.0, seed=13)
     assert advance.subscriptions_changed > 0
-    with running_sandbox(world) as sb:
-        settings = Settings.load(warehouse=warehouse, environ={}).with_sandbox(
-            sb.base_url, sb.stripe_api_key, sb.hubspot_access_token
-        )
-        for result in ingest(settings):
-            assert result.status == "succeeded", (result.source, result.error)
-
-    def _build(on: Path, *, full_refresh: bool = False) -> list[str]:
-        result = build(
-            Settings.load(warehouse=on, environ={}),
-            exclude=["test_type:unit"],
-            full_refresh=full_refresh,
-            target_path=tmp_path / "target",
-            log_path=tmp_path / "logs",
-            environ={},
-        )
-        assert result.error is None, result.error
-        assert not result.failed, [o.line() for o in result.failed]
-        return result.unchanged
-
-    assert _build(warehouse), "the incremental build left nothing out"
+    _ingest(world, warehouse)
+    assert _build(warehouse, tmp_path).unchanged, "the incremental build left nothing out"
     assert _fct_mrr(warehouse) != before, "the new events changed no MRR"
     after_incremental = _model_tables(warehouse)
 
     rebuilt = tmp_path / "rebuilt.duckdb"
     rebuilt.write_bytes(warehouse.read_bytes())
-    _build(rebuilt, full_refresh=True)
+    _build(rebuilt, tmp_path, full_refresh=True)
     after_full = _model_tables(rebuilt)
     assert set(after_incremental) == set(after_full)
     differing = {
