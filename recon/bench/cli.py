@@ -67,7 +67,12 @@ def bench_command(
 
       recon bench --size M --regime cpu --events-retention-days 0
     """
-    from recon.bench.harness import BenchError, BenchOptions, run_bench
+    from recon.bench.harness import (
+        BenchError,
+        BenchOptions,
+        check_events_retention_days,
+        run_bench,
+    )
     from recon.bench.report import add_scaling, markdown, result_dict, write_result
     from recon.errors import UsageError
 
@@ -79,6 +84,7 @@ def bench_command(
         raise UsageError(f"unknown regime {regime!r}: use cpu, latency or both")
     if stages not in ("all", "ingest"):
         raise UsageError(f"unknown stages {stages!r}: use all or ingest")
+    check_events_retention_days(events_retention_days)
     console = Console(stderr=True)
     failed: list[str] = []
     for name in sorted(dict.fromkeys(sizes), key=SIZE_ORDER.index):

@@ -962,16 +962,18 @@ def _run_regime(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def check_events_retention_days(days: int | None) -> None:
+    """Refuse a negative ``--events-retention-days`` (None: the world's own retention)."""
+    if days is not None and days < 0:
+        raise UsageError(f"--events-retention-days must be 0 (every event) or more, not {days}")
+
+
 def run_bench(options: BenchOptions) -> BenchRun:
     """Run every stage of one size (see the module docstring); never raises for a failed
     stage (it is recorded), only when the world cannot be made."""
     if options.size not in SIZES:
         raise UsageError(f"unknown size {options.size!r}: use {', '.join(SIZE_ORDER)}")
-    if options.events_retention_days is not None and options.events_retention_days < 0:
-        raise UsageError(
-            f"--events-retention-days must be 0 (every event) or more, "
-            f"not {options.events_retention_days}"
-        )
+    check_events_retention_days(options.events_retention_days)
     plan = options.regimes()
     run = BenchRun(
         size=options.size,

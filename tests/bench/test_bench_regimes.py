@@ -148,11 +148,13 @@ def test_events_retention_days_is_written_only_when_set(tmp_path: Path) -> None:
 def test_the_cli_refuses_a_negative_retention(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`recon bench --events-retention-days -1` exits 2 with the reason, before any world is
-    generated or any warehouse written."""
+    """`recon bench --events-retention-days -1` exits 2 with the reason as its one line, before
+    any world is generated or any warehouse written."""
     from recon.cli import main
 
     args = ["bench", "--size", "XS", "--regime", "cpu", "--events-retention-days", "-1"]
     assert main([*args, "--work-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
-    assert "--events-retention-days must be 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--events-retention-days must be 0" in err
+    assert "recon bench XS" not in err, "the size's header came before the one-line error"
     assert not any(tmp_path.iterdir())
